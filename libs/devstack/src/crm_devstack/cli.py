@@ -1,0 +1,76 @@
+"""`crm-stack`: the embedded Kafka and FerretDB that `make run` and `make test` use.
+
+    crm-stack provision     fetch Kafka from Maven Central, build FerretDB (cached)
+    crm-stack kafka         run the Kafka broker in the foreground (for the Procfile)
+    crm-stack ferretdb      run FerretDB in the foreground (for the Procfile)
+    crm-stack wait          wait until Kafka and the MongoDB-protocol server answer
+    crm-stack topics        create the platform's topics (idempotent)
+    crm-stack processes     the Procfile entries `make run` should start
+
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL name existing servers: then nothing is
+provisioned or started for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from crm_contracts.topics import ALL_TOPICS
+
+from crm_devstack import servers
+from crm_devstack.topics import ensure_topics_sync
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
+SERVICES = ("intake", "cases", "notifications", "surveys", "reporting")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CRM_DATA_DIR", servers.project_root() / ".data"))
+
+
+def external_kafka() -> str | None:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+
+
+def external_mongo() -> str | None:
+    return os.environ.get("MONGODB_URL") or None
+
+
+def _exec(command: list[str]) -> None:
+    # Replace this process so the process manager's signals reach the server itself.
+    os.execvp(command[0], command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="crm-stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["provision", "kafka", "ferretdb", "wait", "topics",
+                                            "processes"])
+    args = parser.parse_args(argv)
+
+    if args.command == "provision":
+        if not external_kafka():
+            servers.kafka_libs()
+        if not external_mongo():
+            servers.ferretdb_binary()
+    elif args.command == "kafka":
+        _exec(servers.KafkaServer(data_dir() / "kafka").command())
+    elif args.command == "ferretdb":
+        _exec(servers.FerretDBServer(data_dir() / "ferretdb").command())
+    elif args.command == "wait":
+        servers.wait_kafka(external_kafka() or DEFAULT_BOOTSTRAP, timeout=180)
+        servers.wait_mongo(external_mongo() or DEFAULT_MONGODB_URL, timeout=120)
+    elif args.command == "topics":
+        created = ensure_topics_sync(external_kafka() or DEFAULT_BOOTSTRAP, ALL_TOPICS)
+        print(f"crm-stack: topics ready ({len(created)} created, {len(ALL_TOPICS)} in all)")
+    elif args.command == "processes":
+        names = [n for n, external in (("kafka", external_kafka()), ("ferretdb", external_mongo()))
+                 if not external]
+        print(" ".join([*names, *SERVICES]))
+
+
+if __name__ == "__main__":
+    main()

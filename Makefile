@@ -1,0 +1,61 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+VENV := .venv
+BIN := $(VENV)/bin
+export CRM_ROOT := $(CURDIR)
+
+.PHONY: help install provision run test test-unit test-stack lint fmt docs docs-check token bench redrive clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Install Python and every dependency (uv, one lock file)
+$(VENV)/.installed: pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+	  python3 -m pip install --quiet uv || { echo "make: cannot install uv: install Python 3.11+ with pip"; exit 1; }
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+provision: install ## Fetch Kafka (Maven Central) and build FerretDB (Go), cached under ~/.cache
+	$(BIN)/crm-stack provision
+
+run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all)
+	@echo "CRM platform: intake :8001  cases :8002  notifications :8003  surveys :8004  reporting :8005"
+	@echo "Kafka $${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}  MongoDB protocol $${MONGODB_URL:-mongodb://127.0.0.1:27017/}  data in .data/"
+	@echo "Docs at http://127.0.0.1:800N/docs, a token: make token ROLE=agent REGIONS=shenzhen"
+	$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes)
+
+test: provision ## Unit and integration tests against real Kafka and a MongoDB-protocol server
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-unit: install ## Only the fast tests that need no servers
+	$(BIN)/pytest -q -m "not stack"
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/contracts/src libs/runtime/src
+
+fmt: install ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: install ## Regenerate docs/events/*.json and the platform's AsyncAPI document
+	$(BIN)/python -m crm_contracts.export docs
+
+ROLE ?= agent
+REGIONS ?= shenzhen
+token: install ## A development bearer token: make token ROLE=supervisor REGIONS=shenzhen,shanghai
+	@$(BIN)/crm-token --role $(ROLE) --regions $(REGIONS)
+
+bench: provision ## Benchmarks against the embedded stack; results in docs/benchmarks.md
+	$(BIN)/python -m bench
+
+redrive: install ## Put dead letters back: make redrive SERVICE=cases
+	$(BIN)/crm-redrive --service $(SERVICE)
+
+clean: ## Remove the local data (.data/); caches under ~/.cache stay
+	rm -rf .data

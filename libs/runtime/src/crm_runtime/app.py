@@ -1,0 +1,208 @@
+"""The shape every service shares: one process, FastAPI for HTTP and FastStream Kafka
+subscribers in the same event loop, its own MongoDB database, an outbox relay, durable
+timers, health, metrics, AsyncAPI, JSON logs and traces.
+
+A service describes itself with a `Wiring` (its subscriptions, routers, outbox
+collections, timers and start-up work); `create_service_app` does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crm_runtime.auth import TokenVerifier
+from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
+from crm_runtime.leases import Lease, Timers, TimerHandler, replica_id
+from crm_runtime.logging import configure_logging
+from crm_runtime.mongo import create_client
+from crm_runtime.outbox import OutboxRelay
+from crm_runtime.problems import RequestSizeLimit, install_problem_handlers
+from crm_runtime.settings import ServiceSettings
+from crm_runtime.telemetry import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's adapters and handlers are built from."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+    registry: CollectorRegistry
+    owner: str  # this replica's id, for leases and timers
+    relay: OutboxRelay | None = None
+    timers: Timers | None = None
+
+    def notify_outbox(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+
+@dataclass
+class Wiring:
+    subscriptions: Sequence[Subscription] = ()
+    routers: Sequence[APIRouter] = ()
+    outbox_collections: Sequence[str] = ()
+    timer_handlers: dict[str, TimerHandler] = field(default_factory=dict)
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
+    # Event types seen on a subscribed topic that this service deliberately ignores.
+    ignore_types: Sequence[str] = ()
+    upload_limits: dict[str, int] = field(default_factory=dict)
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    wire: Callable[[ServiceContext], Wiring],
+) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level)
+    tracer_provider = configure_tracing(settings.service_name)
+    registry = CollectorRegistry()
+    broker = create_broker(settings.kafka_bootstrap_servers, service=settings.service_name,
+                           registry=registry, tracer_provider=tracer_provider)
+    mongo = create_client(settings.mongodb_url, app_name=f"crm-{settings.service_name}")
+    db = mongo[settings.database_name]
+    ctx = ServiceContext(settings=settings, broker=broker, mongo=mongo, db=db, registry=registry,
+                         owner=replica_id())
+    wiring = wire(ctx)
+
+    dead_letters = DeadLetters(broker, settings.service_name, Counter(
+        "crm_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"],
+        registry=registry))
+    policy = DeliveryPolicy(settings.handler_max_attempts, settings.handler_retry_backoff_s)
+    for subscription in wiring.subscriptions:
+        subscribe(broker, subscription, group_id=settings.consumer_group,
+                  dead_letters=dead_letters, policy=policy, ignore_types=wiring.ignore_types)
+
+    if wiring.outbox_collections:
+        ctx.relay = OutboxRelay(
+            broker, [db[name] for name in wiring.outbox_collections],
+            Lease(db["leases"], "outbox-relay", ctx.owner, settings.lease_ttl_s),
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+    if wiring.timer_handlers:
+        ctx.timers = Timers(db["timers"], ctx.owner, wiring.timer_handlers,
+                            poll_interval_s=settings.timer_poll_interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in wiring.on_startup:
+            await _retry_forever(hook, f"{settings.service_name} start-up")
+        broker_task = asyncio.create_task(_retry_forever(broker.start, "Kafka connection"))
+        if ctx.relay:
+            await ctx.relay.start()
+        if ctx.timers:
+            await ctx.timers.start()
+        try:
+            yield
+        finally:
+            if ctx.timers:
+                await ctx.timers.stop()
+            if ctx.relay:
+                await ctx.relay.stop()
+            broker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await broker_task
+            await broker.stop()
+            await mongo.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwks_url, settings.jwt_audience)
+    install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes,  # type: ignore[arg-type]
+                       overrides=wiring.upload_limits)
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/health/.*"]).instrument(app)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider,
+                                       excluded_urls="health/live,health/ready,metrics")
+    app.include_router(_operational_router(ctx, title))
+    for router in wiring.routers:
+        app.include_router(router)
+    return app
+
+
+async def _retry_forever(action: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Start-up steps wait for Kafka or the database instead of crashing the process;
+    /health/ready says unready meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            await action()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _operational_router(ctx: ServiceContext, title: str) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health/live", summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", summary="Kafka and the database answer",
+                responses={503: {"description": "Kafka or the database does not answer"}})
+    async def ready() -> JSONResponse:
+        kafka_ok, db_ok = await asyncio.gather(_kafka_ok(ctx.broker), _db_ok(ctx.db))
+        body = {"status": "ok" if kafka_ok and db_ok else "unavailable",
+                "checks": {"kafka": "ok" if kafka_ok else "down",
+                           "database": "ok" if db_ok else "down"}}
+        return JSONResponse(body, status_code=200 if kafka_ok and db_ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of this service's Kafka side")
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(_asyncapi(ctx.broker, title).to_jsonable())
+
+    @router.get("/asyncapi", summary="AsyncAPI documentation", response_class=HTMLResponse)
+    async def asyncapi_html(request: Request) -> HTMLResponse:
+        return HTMLResponse(get_asyncapi_html(_asyncapi(ctx.broker, title), try_it_out_path=None))
+
+    return router
+
+
+def _asyncapi(broker: KafkaBroker, title: str) -> Any:
+    return AsyncAPI(broker, title=title, version="1.0.0").to_specification()
+
+
+async def _kafka_ok(broker: KafkaBroker) -> bool:
+    try:
+        return bool(await broker.ping(timeout=1.5))
+    except Exception:
+        return False
+
+
+async def _db_ok(db: AsyncDatabase[dict[str, Any]]) -> bool:
+    try:
+        await asyncio.wait_for(db.command("ping"), 1.5)
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,225 @@
+"""Kafka plumbing every service shares: the broker, event publishing, and subscriptions
+that commit only after success, retry a bounded number of times, then dead-letter.
+
+A subscription hands the handler a validated `CloudEvent` and its typed `data`; the
+handler stores its effect (idempotently, keyed by the event id) and returns. What the
+handler cannot process goes to `crm.dlq.<service>` with headers naming the original
+topic, partition, offset, the error and the attempt count; the offset is committed only
+once the message is either processed or safely dead-lettered, so nothing is lost and the
+messages behind it on the same partition keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_contracts.envelope import CloudEvent
+from crm_contracts.registry import ContractError, parse_event, spec_for
+from crm_contracts.topics import dlq_topic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+EventHandler = Callable[[CloudEvent, Any], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """An error that retrying cannot fix (bad data, a rule refusing the event): dead-letter now."""
+
+
+def create_broker(
+    bootstrap_servers: str,
+    *,
+    service: str,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> KafkaBroker:
+    """A FastStream Kafka broker with tracing and metrics; the producer waits for all in-sync
+    replicas (acks=all, idempotent) so an event the outbox marks as sent is really stored."""
+    middlewares: list[Any] = [KafkaTelemetryMiddleware(tracer_provider=tracer_provider)]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"crm-{service}"))
+    return KafkaBroker(
+        bootstrap_servers.split(","),
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=MAX_MESSAGE_BYTES,
+        client_id=f"crm-{service}",
+        middlewares=middlewares,
+        graceful_timeout=15.0,
+        logger=logging.getLogger(f"crm.{service}.kafka"),
+    )
+
+
+def encode_event(event: CloudEvent) -> bytes:
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def event_headers(traceparent: str | None = None) -> dict[str, str]:
+    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    return headers
+
+
+async def publish_event(broker: KafkaBroker, topic: str, event: CloudEvent) -> None:
+    """Publish one event, keyed by its aggregate (subject) so one aggregate stays in order.
+
+    Prefer the outbox for anything that follows a state change; this is for gateways that
+    only forward (the partner gateway) and for tests.
+    """
+    await broker.publish(
+        encode_event(event), topic=topic, key=event.subject.encode(), headers=event_headers()
+    )
+
+
+# ------------------------------------------------------------------------- subscriptions
+
+
+@dataclass
+class DeliveryPolicy:
+    max_attempts: int = 3
+    backoff_s: float = 0.2
+
+
+@dataclass
+class Subscription:
+    """One topic a service consumes, and what it does for each event type arriving there."""
+
+    topic: str
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+
+    def on(self, event_type: str, handler: EventHandler) -> Subscription:
+        spec_for(event_type)  # fails fast on a misspelled type
+        self.handlers[event_type] = handler
+        return self
+
+
+class DeadLetters:
+    """Writes what a service could not process to its dead-letter topic."""
+
+    def __init__(self, broker: KafkaBroker, service: str, metrics: Counter | None = None):
+        self.broker = broker
+        self.topic = dlq_topic(service)
+        self.service = service
+        self.metrics = metrics
+
+    async def send(self, msg: Any, reason: str, attempts: int) -> None:
+        record = msg.raw_message
+        headers = {
+            "crm-dlq-original-topic": record.topic,
+            "crm-dlq-original-partition": str(record.partition),
+            "crm-dlq-original-offset": str(record.offset),
+            "crm-dlq-error": reason[:2000],
+            "crm-dlq-attempts": str(attempts),
+            "crm-dlq-service": self.service,
+            "crm-dlq-at": str(int(time.time() * 1000)),
+        }
+        for name, value in record.headers or ():
+            if not name.startswith("crm-dlq-") and isinstance(value, bytes):
+                headers.setdefault(name, value.decode(errors="replace"))
+        # acks=all: once this returns, the dead letter is stored and the offset may be committed.
+        await self.broker.publish(record.value or b"", topic=self.topic, key=record.key,
+                                  headers=headers)
+        if self.metrics is not None:
+            self.metrics.labels(topic=record.topic).inc()
+        log.warning(
+            "dead-lettered message",
+            extra={"topic": record.topic, "partition": record.partition,
+                   "offset": record.offset, "attempts": attempts, "reason": reason[:500]},
+        )
+
+
+def subscribe(
+    broker: KafkaBroker,
+    subscription: Subscription,
+    *,
+    group_id: str,
+    dead_letters: DeadLetters,
+    policy: DeliveryPolicy,
+    ignore_types: Iterable[str] = (),
+) -> None:
+    """Register a subscriber that commits offsets only after the effect is stored.
+
+    Per message: validate against the contract (a contract violation is dead-lettered at
+    once: retrying cannot fix it), dispatch by type, retry failures with exponential
+    backoff, and dead-letter after `policy.max_attempts`. If even the dead-letter topic
+    cannot be written, the error propagates and FastStream rewinds (NACK) so the message
+    is delivered again rather than lost.
+    """
+    handlers = dict(subscription.handlers)
+    ignored = set(ignore_types)
+
+    async def consume(msg: KafkaMessage) -> None:
+        body: bytes = msg.raw_message.value or b""
+        try:
+            event, data = parse_event(body)
+        except ContractError as exc:
+            await dead_letters.send(msg, f"contract: {exc}", attempts=1)
+            return
+        handler = handlers.get(event.type)
+        if handler is None:
+            if event.type not in ignored:
+                log.debug("no handler for %s on %s", event.type, subscription.topic)
+            return
+        await _run_with_retries(handler, event, data, msg, dead_letters, policy)
+
+    broker.subscriber(
+        subscription.topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        # The raw bytes reach `consume`, which validates them itself: a poison message
+        # must reach the dead-letter path, not fail inside a generic decoder.
+        decoder=_raw_decoder,
+        title=f"{group_id}:{subscription.topic}",
+    )(consume)
+
+
+async def _raw_decoder(msg: Any) -> bytes:
+    return msg.body
+
+
+async def _run_with_retries(
+    handler: EventHandler,
+    event: CloudEvent,
+    data: BaseModel,
+    msg: Any,
+    dead_letters: DeadLetters,
+    policy: DeliveryPolicy,
+) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handler(event, data)
+            return
+        except PermanentError as exc:
+            await dead_letters.send(msg, f"rejected: {exc}", attempts=attempt)
+            return
+        except Exception as exc:
+            if attempt >= policy.max_attempts:
+                await dead_letters.send(msg, f"{type(exc).__name__}: {exc}", attempts=attempt)
+                return
+            log.warning(
+                "handler failed, retrying",
+                extra={"event_type": event.type, "event_id": event.id, "attempt": attempt,
+                       "error": f"{type(exc).__name__}: {exc}"},
+            )
+            await asyncio.sleep(policy.backoff_s * (2 ** (attempt - 1)))

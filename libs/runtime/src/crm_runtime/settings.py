@@ -1,0 +1,40 @@
+"""Service settings, read from the environment (and `.env`), the same names in every service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs to run; a service subclasses it for its own knobs."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    service_name: str = Field("crm", validation_alias="CRM_SERVICE_NAME")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017/", validation_alias="MONGODB_URL")
+    # Each service has its own database: crm_<service>; tests may add a suffix.
+    database_suffix: str = Field("", validation_alias="CRM_DATABASE_SUFFIX")
+
+    jwt_secret: str = Field("dev-secret-change-me", validation_alias="CRM_JWT_SECRET")
+    jwks_url: str | None = Field(None, validation_alias="CRM_JWKS_URL")
+    jwt_audience: str | None = Field(None, validation_alias="CRM_JWT_AUDIENCE")
+
+    # Delivery: attempts in-process before a message is dead-lettered.
+    handler_max_attempts: int = Field(3, validation_alias="CRM_HANDLER_MAX_ATTEMPTS")
+    handler_retry_backoff_s: float = Field(0.2, validation_alias="CRM_HANDLER_RETRY_BACKOFF_S")
+    outbox_poll_interval_s: float = Field(0.25, validation_alias="CRM_OUTBOX_POLL_INTERVAL_S")
+    lease_ttl_s: float = Field(10.0, validation_alias="CRM_LEASE_TTL_S")
+    timer_poll_interval_s: float = Field(1.0, validation_alias="CRM_TIMER_POLL_INTERVAL_S")
+
+    max_request_bytes: int = Field(1_000_000, validation_alias="CRM_MAX_REQUEST_BYTES")
+    log_level: str = Field("INFO", validation_alias="CRM_LOG_LEVEL")
+
+    @property
+    def database_name(self) -> str:
+        return f"crm_{self.service_name}{self.database_suffix}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"crm-{self.service_name}"

@@ -1,0 +1,25 @@
+"""Wiring of the notifications service: settings, adapters and subscriptions, built on demand
+(`uvicorn --factory notifications.bootstrap:create_app`); nothing runs at import time."""
+
+from __future__ import annotations
+
+from crm_runtime.app import ServiceContext, Wiring, create_service_app
+from crm_runtime.settings import ServiceSettings
+from fastapi import FastAPI
+
+
+class Settings(ServiceSettings):
+    service_name: str = "notifications"
+
+
+def wire(ctx: ServiceContext) -> Wiring:
+    return Wiring()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or Settings(),
+        title="CRM notifications",
+        description=__doc__ or "",
+        wire=wire,
+    )

@@ -64,6 +64,7 @@ class Wiring:
     outbox_collections: Sequence[str] = ()
     timer_handlers: dict[str, TimerHandler] = field(default_factory=dict)
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     # Event types seen on a subscribed topic that this service deliberately ignores.
     ignore_types: Sequence[str] = ()
     upload_limits: dict[str, int] = field(default_factory=dict)
@@ -117,6 +118,9 @@ def create_service_app(
         try:
             yield
         finally:
+            for hook in wiring.on_shutdown:
+                with contextlib.suppress(Exception):
+                    await hook()
             if ctx.timers:
                 await ctx.timers.stop()
             if ctx.relay:

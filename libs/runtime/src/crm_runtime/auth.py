@@ -134,6 +134,6 @@ def token_cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--sub", default="dev-user")
     parser.add_argument("--ttl", type=int, default=8 * 3600)
     args = parser.parse_args(argv)
-    secret = os.environ.get("CRM_JWT_SECRET", "dev-secret-change-me")
+    secret = os.environ.get("CRM_JWT_SECRET", "dev-only-jwt-secret-change-me-in-production")
     print(issue_token(secret, sub=args.sub, roles=args.role.split(","),
                       regions=args.regions.split(","), ttl_s=args.ttl))

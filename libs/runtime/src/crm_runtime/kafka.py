@@ -33,7 +33,8 @@ from pydantic import BaseModel
 log = logging.getLogger(__name__)
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # what the broker client accepts, so a big poison message arrives
+MAX_EVENT_BYTES = 1024 * 1024  # what the contract accepts: events carry ids, not files
 
 EventHandler = Callable[[CloudEvent, Any], Awaitable[None]]
 
@@ -167,6 +168,11 @@ def subscribe(
 
     async def consume(msg: KafkaMessage) -> None:
         body: bytes = msg.raw_message.value or b""
+        if len(body) > MAX_EVENT_BYTES:
+            await dead_letters.send(
+                msg, f"contract: message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
+                attempts=1)
+            return
         try:
             event, data = parse_event(body)
         except ContractError as exc:

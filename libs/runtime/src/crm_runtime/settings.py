@@ -17,7 +17,7 @@ class ServiceSettings(BaseSettings):
     # Each service has its own database: crm_<service>; tests may add a suffix.
     database_suffix: str = Field("", validation_alias="CRM_DATABASE_SUFFIX")
 
-    jwt_secret: str = Field("dev-secret-change-me", validation_alias="CRM_JWT_SECRET")
+    jwt_secret: str = Field("dev-only-jwt-secret-change-me-in-production", validation_alias="CRM_JWT_SECRET")
     jwks_url: str | None = Field(None, validation_alias="CRM_JWKS_URL")
     jwt_audience: str | None = Field(None, validation_alias="CRM_JWT_AUDIENCE")
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from intake.domain.phones import normalise_phone
+from crm_runtime.pii import normalise_phone
 
 __all__ = [
     "ContactIdentity",

@@ -1,7 +1,7 @@
 import time
 
 import pytest
-from intake.domain.phones import mask_email, mask_id_number, mask_phone, mask_text, normalise_phone
+from crm_runtime.pii import mask_email, mask_id_number, mask_phone, mask_text, normalise_phone
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,49 @@
+"""A consumer process for the crash tests: it applies each event's effect (one increment
+of a counter) effectively once, through the shared subscription and idempotency code.
+
+    python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from crm_runtime.idempotency import applied_guard, mark_applied
+from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
+from crm_runtime.mongo import create_client
+from pymongo.errors import DuplicateKeyError
+
+EVENT_TYPE = "crm.partner.hotline.call-recorded.v1"
+
+
+async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, group: str) -> None:
+    client = create_client(mongodb_url, app_name="counting-consumer")
+    counters = client[database]["counters"]
+    broker = create_broker(bootstrap, service="counting")
+
+    async def on_call(event, data) -> None:
+        key = int(event.subject) % 10
+        try:
+            await counters.update_one(
+                {"_id": key, **applied_guard(event.id)},
+                mark_applied({"$inc": {"n": 1}}, event.id),
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # the filter did not match because the event was applied already
+        await asyncio.sleep(0.002)  # a little work, so a kill lands mid-stream
+
+    subscribe(broker, Subscription(topic).on(EVENT_TYPE, on_call), group_id=group,
+              dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await broker.start()
+    print("ready", flush=True)
+    await stop.wait()
+    await broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:6]))

@@ -1,0 +1,112 @@
+"""Leases and timers against the real MongoDB-protocol server: one holder at a time,
+take-over after a holder dies, and a timer fired once however many replicas run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from crm_runtime.leases import Lease, Timers
+from crm_runtime.mongo import create_client
+from crm_runtime.testing import eventually
+
+pytestmark = pytest.mark.stack
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+async def db(stack):
+    client = create_client(stack.mongodb_url, app_name="test")
+    name = f"test_leases_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def test_only_one_replica_holds_a_lease_and_it_passes_on_after_expiry(db):
+    a = Lease(db["leases"], "relay", "replica-a", ttl_s=1.0)
+    b = Lease(db["leases"], "relay", "replica-b", ttl_s=1.0)
+    assert await a.acquire_or_renew()
+    assert not await b.acquire_or_renew()
+    assert await a.acquire_or_renew()  # renewing our own lease works
+    await asyncio.sleep(1.2)  # a stops renewing (it died)
+    assert await b.acquire_or_renew()
+    assert not await a.acquire_or_renew()
+
+
+async def test_a_replica_killed_while_holding_a_lease_is_replaced_after_expiry(stack, db):
+    holder = subprocess.Popen([sys.executable, str(HERE / "lease_holder.py"), stack.mongodb_url, db.name,
+                               "sla-clock", "replica-doomed", "2"], stdout=subprocess.PIPE, text=True,
+                              env=os.environ.copy())
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        successor = Lease(db["leases"], "sla-clock", "replica-next", ttl_s=2.0)
+        assert not await successor.acquire_or_renew()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        await eventually(successor.acquire_or_renew, timeout=10, interval=0.25)
+        doc = await db["leases"].find_one({"_id": "sla-clock"})
+        assert doc["owner"] == "replica-next"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+async def test_two_replicas_running_the_same_timer_fire_it_exactly_once(db):
+    fired: list[tuple[str, str]] = []
+
+    def replica(name: str) -> Timers:
+        async def on_sla(timer: dict) -> None:
+            fired.append((name, timer["_id"]))
+            await db["effects"].insert_one({"_id": f"breach:{timer['_id']}", "by": name})
+        return Timers(db["timers"], name, {"sla_due": on_sla}, poll_interval_s=0.05)
+
+    a, b = replica("a"), replica("b")
+    await a.ensure_indexes()
+    due = datetime.now(UTC) + timedelta(milliseconds=300)
+    for i in range(20):
+        await a.schedule(f"case-{i}:first_reply", "sla_due", due, {"case_id": f"case-{i}"})
+    await a.start()
+    await b.start()
+    try:
+        await eventually(lambda: len(fired) >= 20, timeout=15)
+        await asyncio.sleep(0.5)
+    finally:
+        await a.stop()
+        await b.stop()
+    assert sorted(t for _, t in fired) == sorted(f"case-{i}:first_reply" for i in range(20))
+    assert await db["effects"].count_documents({}) == 20
+    assert await db["timers"].count_documents({"state": "done"}) == 20
+
+
+async def test_a_timer_survives_a_restart_and_one_whose_firing_crashed_fires_again(db):
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = [now]
+    crashed = Timers(db["timers"], "crashing", claim_ttl_s=30, clock=lambda: clock[0])
+
+    async def die(timer: dict) -> None:
+        raise RuntimeError("replica died while firing")
+
+    crashed.on("survey_due", die)
+    await crashed.schedule("survey:1", "survey_due", now - timedelta(minutes=1), {"survey_id": "1"})
+    assert await crashed.fire_due() == 0
+
+    fired: list[str] = []
+
+    async def send(timer: dict) -> None:
+        fired.append(timer["_id"])
+
+    restarted = Timers(db["timers"], "restarted", {"survey_due": send}, clock=lambda: clock[0])
+    assert await restarted.fire_due() == 0  # still claimed by the crashed replica
+    clock[0] = now + timedelta(seconds=31)
+    assert await restarted.fire_due() == 1
+    assert fired == ["survey:1"]
+    assert await restarted.fire_due() == 0

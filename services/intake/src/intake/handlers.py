@@ -1,0 +1,226 @@
+"""Intake's use cases: every channel ends here as one `ContactReceived`.
+
+Each function receives its dependencies (the stores, the keyword configuration, the
+clock) and knows nothing of HTTP or Kafka: `entrypoints/` translate requests and events
+into these calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from crm_contracts import topics
+from crm_contracts.envelope import new_event
+from crm_contracts.events.intake import ContactReceived
+from crm_contracts.events.partner import (
+    CustomerUpserted,
+    ForumPostPublished,
+    HotlineCallRecorded,
+    OccupancyChanged,
+    UnitDelivered,
+)
+from crm_contracts.registry import event_type_of
+from crm_runtime.outbox import OutgoingEvent
+
+from intake.domain.contacts import (
+    DUPLICATE_WINDOW,
+    EarlierContact,
+    contact_id_for,
+    find_duplicate,
+    normalised_text,
+)
+from intake.domain.customers import (
+    ContactIdentity,
+    DirectoryEntry,
+    Match,
+    MatchKind,
+    lookup_keys,
+    match_customer,
+    provisional_customer_id,
+)
+from intake.domain.kind_hint import KindKeywords, classify_kind
+
+SOURCE = "/crm/intake"
+
+
+@dataclass(frozen=True)
+class ReceiveContact:
+    """A contact from any channel, as the channel described it."""
+
+    channel: str
+    region: str | None
+    subject: str
+    body: str
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    customer_id: str | None = None
+    project: str | None = None
+    building: str | None = None
+    unit: str | None = None
+    source_ref: str | None = None
+    idempotency_key: str | None = None
+    received_at: datetime | None = None
+    letter_form: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContactAccepted:
+    contact_id: str
+    created: bool  # False when the contact already existed (a repeat)
+
+
+class ContactStore(Protocol):
+    async def get(self, contact_id: str) -> dict[str, Any] | None: ...
+    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]: ...
+    async def insert(self, contact: dict[str, Any], events: list[OutgoingEvent]) -> bool: ...
+
+
+class Directory(Protocol):
+    async def candidates(self, keys: list[str]) -> list[DirectoryEntry]: ...
+    async def get(self, customer_id: str) -> DirectoryEntry | None: ...
+    async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None: ...
+    async def merge_provisional(self, entry: DirectoryEntry) -> list[str]: ...
+
+
+class UnknownRegion(ValueError):
+    """A contact for a region the platform does not serve, or none could be found."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def receive_contact(
+    cmd: ReceiveContact,
+    *,
+    contacts: ContactStore,
+    directory: Directory,
+    keywords_for: Callable[[str], KindKeywords],
+    known_regions: Callable[[str], bool],
+    now: Callable[[], datetime] = _now,
+) -> ContactAccepted:
+    """Record a contact once, recognise the customer, hint its kind, fold near-duplicates,
+    and queue `ContactReceived` in the same write."""
+    contact_id = contact_id_for(cmd.channel, cmd.source_ref, cmd.idempotency_key)
+    if (cmd.source_ref or cmd.idempotency_key) and await contacts.get(contact_id) is not None:
+        return ContactAccepted(contact_id, created=False)
+
+    identity = ContactIdentity(name=cmd.name, phone=cmd.phone, email=cmd.email, project=cmd.project,
+                               building=cmd.building, unit=cmd.unit, region=cmd.region)
+    match = await _recognise(cmd, identity, directory)
+    region = cmd.region or (match.entry.region if match.entry else None)
+    if region is None or not known_regions(region):
+        raise UnknownRegion(region or "")
+    project, building, unit = cmd.project, cmd.building, cmd.unit
+    if match.unit and not (project and unit):
+        project, building, unit = match.unit
+
+    customer_id = match.customer_id
+    reply_to: dict[str, str] | None = None
+    if customer_id is None and (cmd.phone or cmd.email):
+        # An unknown caller still gets an id, so replies reach them and later contacts
+        # on any channel find the same customer; merged when the partner's record arrives.
+        customer_id = provisional_customer_id(region, cmd.phone or cmd.email or "")
+        provisional = DirectoryEntry.build(customer_id, region, names=[cmd.name] if cmd.name else [],
+                                           phones=[cmd.phone] if cmd.phone else [],
+                                           emails=[cmd.email], provisional=True)
+        await directory.save(provisional)
+        reply_to = {k: v for k, v in (("phone", cmd.phone), ("email", cmd.email)) if v}
+
+    received_at = cmd.received_at or now()
+    text = normalised_text(cmd.subject, cmd.body)
+    duplicate_of = None
+    if customer_id is not None:
+        earlier = await contacts.recent_for_customer(customer_id, received_at - DUPLICATE_WINDOW)
+        duplicate_of = find_duplicate(text, received_at, [e for e in earlier if e.contact_id != contact_id])
+    kind = classify_kind(cmd.subject, cmd.body, keywords_for(region)).kind
+
+    data = ContactReceived(
+        contact_id=contact_id, channel=cmd.channel, source_ref=cmd.source_ref or contact_id,
+        region=region, project=project, building=building, unit=unit, customer_id=customer_id,
+        customer_match=match.kind.value if customer_id == match.customer_id else MatchKind.UNKNOWN.value,
+        kind_hint=str(kind), subject=cmd.subject, body=cmd.body, attachments=cmd.attachments,
+        received_at=received_at, duplicate_of=duplicate_of, letter_form=cmd.letter_form,
+        reply_to=reply_to,
+    )
+    event = new_event(event_type_of(ContactReceived), source=SOURCE, subject=contact_id, region=region,
+                      data=data)
+    document = {
+        "_id": contact_id, **data.model_dump(mode="python", exclude={"contact_id", "reply_to"}),
+        "normalised_text": text, "idempotency_key": cmd.idempotency_key,
+    }
+    created = await contacts.insert(document, [OutgoingEvent(topics.INTAKE_CONTACTS, event)])
+    return ContactAccepted(contact_id, created=created)
+
+
+async def _recognise(cmd: ReceiveContact, identity: ContactIdentity, directory: Directory) -> Match:
+    if cmd.customer_id:
+        entry = await directory.get(cmd.customer_id)
+        if entry is not None:
+            return Match(entry.customer_id, MatchKind.EXACT, entry, "customer_id")
+    keys = lookup_keys(identity)
+    if not keys:
+        return Match(None, MatchKind.UNKNOWN)
+    return match_customer(identity, await directory.candidates(keys))
+
+
+# ------------------------------------------------------------------ partner channel events
+
+
+def from_hotline_call(data: HotlineCallRecorded, region: str) -> ReceiveContact:
+    summary = data.summary.strip()
+    return ReceiveContact(
+        channel="hotline", region=region, subject=summary.splitlines()[0][:80] if summary else "热线来电",
+        body=summary, phone=data.caller_phone, source_ref=data.call_id, received_at=data.started_at,
+        attachments=[{"attachment_id": f"recording:{data.call_id}", "filename": "recording",
+                      "content_type": "audio/*", "size": 0, "url": str(data.recording_url)}]
+        if data.recording_url else [],
+    )
+
+
+def from_forum_post(data: ForumPostPublished, region: str) -> ReceiveContact:
+    return ReceiveContact(
+        channel="forum", region=region, subject=data.title, body=f"{data.body}\n\n{data.url}",
+        name=data.author, phone=data.author_phone, source_ref=data.post_id, received_at=data.published_at,
+    )
+
+
+# ------------------------------------------------------------------ customer directory
+
+
+async def upsert_customer(data: CustomerUpserted, region: str, *, directory: Directory,
+                          event_id: str) -> list[str]:
+    """Keep the directory current from the partner's customer archive; a matching
+    provisional customer is merged into the real one. Returns merged provisional ids."""
+    entry = DirectoryEntry.build(
+        data.customer_id, region, names=[data.name], phones=data.phones, emails=[data.email],
+        units=[(u.project, u.building, u.unit) for u in data.units],
+    )
+    await directory.save(entry, event_id=event_id)
+    return await directory.merge_provisional(entry)
+
+
+async def record_unit(data: UnitDelivered | OccupancyChanged, region: str, *, directory: Directory,
+                      event_id: str) -> None:
+    """A unit event names a customer's unit: add it, so name + unit recognition works."""
+    entry = await directory.get(data.customer_id)
+    unit = (data.project, data.building, data.unit)
+    if entry is None:
+        entry = DirectoryEntry(customer_id=data.customer_id, region=region, units=[unit])
+    elif unit in entry.units:
+        return
+    else:
+        entry = DirectoryEntry(entry.customer_id, entry.region, entry.names, entry.phones, entry.emails,
+                               [*entry.units, unit], entry.provisional)
+    await directory.save(entry, event_id=event_id)
+
+
+def stats_window(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """Default to the last 30 days."""
+    to = to or now
+    return (from_ or to - timedelta(days=30), to)

@@ -41,3 +41,52 @@ def dlq_topic(service: str) -> str:
 
 
 ALL_TOPICS = (*PARTNER_TOPICS, *PLATFORM_TOPICS, *(dlq_topic(s) for s in SERVICES))
+
+PARTNERS = "partners"
+"""The integration partners, as a producer: they publish to Kafka directly or through
+intake's partner gateway (`POST /v1/partner-events`)."""
+
+TOPIC_PRODUCER: dict[str, str] = {
+    **{topic: PARTNERS for topic in PARTNER_TOPICS},
+    INTAKE_CONTACTS: "intake",
+    CASES_CASES: "cases",
+    NOTIFICATIONS_DELIVERIES: "notifications",
+    SURVEYS_SURVEYS: "surveys",
+}
+"""Who writes each topic: exactly one producer per topic."""
+
+TOPIC_CONSUMERS: dict[str, tuple[str, ...]] = {
+    PARTNER_CUSTOMERS: ("intake", "notifications", "surveys", "reporting"),
+    PARTNER_SALES: ("notifications", "surveys", "reporting"),
+    PARTNER_PROJECTS: ("notifications", "reporting"),
+    PARTNER_UNITS: ("intake", "notifications", "surveys", "reporting"),
+    PARTNER_REPAIRS: ("cases", "surveys", "reporting"),
+    PARTNER_HOTLINE: ("intake", "reporting"),
+    PARTNER_FORUM: ("intake", "reporting"),
+    INTAKE_CONTACTS: ("cases", "reporting"),
+    CASES_CASES: ("notifications", "surveys", "reporting"),
+    NOTIFICATIONS_DELIVERIES: ("reporting",),
+    SURVEYS_SURVEYS: ("cases", "notifications", "reporting"),
+}
+"""Which services subscribe to each topic (each as its own consumer group `crm-<service>`)."""
+
+PRODUCER_SOURCE: dict[str, str] = {
+    PARTNERS: "/partners",
+    "intake": "/crm/intake",
+    "cases": "/crm/cases",
+    "notifications": "/crm/notifications",
+    "surveys": "/crm/surveys",
+}
+"""The CloudEvents `source` each producer uses; a partner appends its system,
+e.g. /partners/sales-crm."""
+
+DLQ_HEADERS: dict[str, str] = {
+    "crm-dlq-original-topic": "Topic the message was read from.",
+    "crm-dlq-original-partition": "Its partition.",
+    "crm-dlq-original-offset": "Its offset.",
+    "crm-dlq-error": "Why it could not be processed (a contract error or the last exception).",
+    "crm-dlq-attempts": "How many times it was tried.",
+    "crm-dlq-service": "The service that gave up on it.",
+    "crm-dlq-at": "When, in milliseconds since the epoch.",
+}
+"""Kafka headers of a dead letter; the value is the original message, byte for byte."""

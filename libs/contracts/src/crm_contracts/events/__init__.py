@@ -1,0 +1,1 @@
+"""The `data` payload of every v1 event type, one module per producer."""

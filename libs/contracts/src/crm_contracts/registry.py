@@ -1,0 +1,198 @@
+"""Every v1 event type: its payload model, its topic, who produces and who consumes it.
+
+`parse_event` is the one way in for every consumer and gateway: it checks the envelope
+and the payload and explains what is wrong in words a partner can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from crm_contracts import topics
+from crm_contracts.envelope import CloudEvent
+from crm_contracts.events import cases, intake, notifications, partner, surveys
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    data_model: type[BaseModel]
+    topic: str
+    producer: str
+    consumers: tuple[str, ...]
+
+
+def _spec(type_: str, data_model: type[BaseModel], topic: str) -> EventSpec:
+    return EventSpec(
+        type=type_,
+        data_model=data_model,
+        topic=topic,
+        producer=topics.TOPIC_PRODUCER[topic],
+        consumers=topics.TOPIC_CONSUMERS[topic],
+    )
+
+
+_CASE = "crm.cases.case"
+_SPECS = [
+    _spec("crm.partner.customer.upserted.v1", partner.CustomerUpserted, topics.PARTNER_CUSTOMERS),
+    _spec("crm.partner.sales.contract-signed.v1", partner.ContractSigned, topics.PARTNER_SALES),
+    _spec(
+        "crm.partner.project.milestone-reached.v1",
+        partner.MilestoneReached,
+        topics.PARTNER_PROJECTS,
+    ),
+    _spec("crm.partner.unit.delivered.v1", partner.UnitDelivered, topics.PARTNER_UNITS),
+    _spec("crm.partner.unit.occupancy-changed.v1", partner.OccupancyChanged, topics.PARTNER_UNITS),
+    _spec(
+        "crm.partner.repair.work-order-completed.v1",
+        partner.RepairWorkOrderCompleted,
+        topics.PARTNER_REPAIRS,
+    ),
+    _spec(
+        "crm.partner.hotline.call-recorded.v1", partner.HotlineCallRecorded, topics.PARTNER_HOTLINE
+    ),
+    _spec("crm.partner.forum.post-published.v1", partner.ForumPostPublished, topics.PARTNER_FORUM),
+    _spec("crm.intake.contact.received.v1", intake.ContactReceived, topics.INTAKE_CONTACTS),
+    _spec(f"{_CASE}.opened.v1", cases.CaseOpened, topics.CASES_CASES),
+    _spec(f"{_CASE}.validated.v1", cases.CaseValidated, topics.CASES_CASES),
+    _spec(f"{_CASE}.classified.v1", cases.CaseClassified, topics.CASES_CASES),
+    _spec(f"{_CASE}.assigned.v1", cases.CaseAssigned, topics.CASES_CASES),
+    _spec(f"{_CASE}.escalated.v1", cases.CaseEscalated, topics.CASES_CASES),
+    _spec(f"{_CASE}.progress-reported.v1", cases.CaseProgressReported, topics.CASES_CASES),
+    _spec(f"{_CASE}.resolved.v1", cases.CaseResolved, topics.CASES_CASES),
+    _spec(f"{_CASE}.customer-confirmed.v1", cases.CaseCustomerConfirmed, topics.CASES_CASES),
+    _spec(f"{_CASE}.closed.v1", cases.CaseClosed, topics.CASES_CASES),
+    _spec(f"{_CASE}.reopened.v1", cases.CaseReopened, topics.CASES_CASES),
+    _spec(f"{_CASE}.sla-breached.v1", cases.CaseSlaBreached, topics.CASES_CASES),
+    _spec(f"{_CASE}.lesson-recorded.v1", cases.CaseLessonRecorded, topics.CASES_CASES),
+    _spec(
+        "crm.cases.collective-incident.detected.v1",
+        cases.CollectiveIncidentDetected,
+        topics.CASES_CASES,
+    ),
+    _spec(
+        "crm.notifications.notification.sent.v1",
+        notifications.NotificationSent,
+        topics.NOTIFICATIONS_DELIVERIES,
+    ),
+    _spec(
+        "crm.notifications.notification.failed.v1",
+        notifications.NotificationFailed,
+        topics.NOTIFICATIONS_DELIVERIES,
+    ),
+    _spec("crm.surveys.survey.scheduled.v1", surveys.SurveyScheduled, topics.SURVEYS_SURVEYS),
+    _spec("crm.surveys.survey.excluded.v1", surveys.SurveyExcluded, topics.SURVEYS_SURVEYS),
+    _spec("crm.surveys.survey.completed.v1", surveys.SurveyCompleted, topics.SURVEYS_SURVEYS),
+    _spec("crm.surveys.survey.expired.v1", surveys.SurveyExpired, topics.SURVEYS_SURVEYS),
+]
+
+EVENT_TYPES: dict[str, EventSpec] = {spec.type: spec for spec in _SPECS}
+TYPE_BY_MODEL: dict[type[BaseModel], str] = {spec.data_model: spec.type for spec in _SPECS}
+
+
+class ContractError(ValueError):
+    """An event that breaks the contract. `field` names the first attribute at fault
+    (`region`, `data.channel`, ...) or is None when the whole message is unusable."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def spec_for(type_: str) -> EventSpec:
+    """The spec of a registered type; ContractError for an unknown one."""
+    try:
+        return EVENT_TYPES[type_]
+    except KeyError:
+        raise ContractError(f"type: unknown event type {type_!r}", field="type") from None
+
+
+def event_type_of(model: type[BaseModel] | BaseModel) -> str:
+    """The event type a payload model is published as: `event_type_of(CaseOpened)`."""
+    cls = model if isinstance(model, type) else type(model)
+    try:
+        return TYPE_BY_MODEL[cls]
+    except KeyError:
+        raise KeyError(f"{cls.__name__} is not the payload of any registered event type") from None
+
+
+def events_on(topic: str) -> list[EventSpec]:
+    """The event types published on one topic."""
+    return [spec for spec in _SPECS if spec.topic == topic]
+
+
+def events_consumed_by(service: str) -> list[EventSpec]:
+    """The event types one service subscribes to."""
+    return [spec for spec in _SPECS if service in spec.consumers]
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> tuple[CloudEvent, BaseModel]:
+    """Validate a structured-mode CloudEvent and its payload against the registered model.
+
+    Returns the envelope and the typed payload; raises ContractError naming the field at
+    fault, e.g. `data.channel: Input should be 'hotline', 'forum', 'front_desk' or 'letter'`.
+    """
+    document = _decode(raw)
+    try:
+        event = CloudEvent.model_validate(document)
+    except ValidationError as exc:
+        raise _contract_error(exc, prefix="") from None
+    spec = spec_for(event.type)
+    try:
+        data = spec.data_model.model_validate(event.data)
+    except ValidationError as exc:
+        raise _contract_error(exc, prefix="data") from None
+    return event, data
+
+
+def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, bytes | bytearray):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractError(f"the event is not UTF-8 text ({exc.reason})") from None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ContractError(f"the event is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ContractError(
+            f"the event must be a JSON object (a structured-mode CloudEvent), got {_json_kind(raw)}"
+        )
+    return raw
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
+    return kinds.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def _contract_error(exc: ValidationError, *, prefix: str) -> ContractError:
+    problems = [
+        (_path(prefix, error["loc"]), error["msg"].removeprefix("Value error, "))
+        for error in exc.errors()
+    ]
+    message = "; ".join(f"{path}: {msg}" for path, msg in problems)
+    return ContractError(message, field=problems[0][0] if problems else prefix or None)
+
+
+def _path(prefix: str, loc: Iterable[int | str]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path or "(event)"

@@ -70,6 +70,18 @@ _SPECS = [
     _spec(f"{_CASE}.reopened.v1", cases.CaseReopened, topics.CASES_CASES),
     _spec(f"{_CASE}.sla-breached.v1", cases.CaseSlaBreached, topics.CASES_CASES),
     _spec(f"{_CASE}.lesson-recorded.v1", cases.CaseLessonRecorded, topics.CASES_CASES),
+    # Additions to v1: the steps of the procedure architecture.md does not name.
+    _spec(f"{_CASE}.contact-attached.v1", cases.CaseContactAttached, topics.CASES_CASES),
+    _spec(f"{_CASE}.assessed.v1", cases.CaseAssessed, topics.CASES_CASES),
+    _spec(f"{_CASE}.investigation-started.v1", cases.CaseInvestigationStarted, topics.CASES_CASES),
+    _spec(f"{_CASE}.findings-recorded.v1", cases.CaseFindingsRecorded, topics.CASES_CASES),
+    _spec(f"{_CASE}.legal-opinion-recorded.v1", cases.CaseLegalOpinionRecorded, topics.CASES_CASES),
+    _spec(f"{_CASE}.handling-started.v1", cases.CaseHandlingStarted, topics.CASES_CASES),
+    _spec(f"{_CASE}.department-approved.v1", cases.CaseDepartmentApproved, topics.CASES_CASES),
+    _spec(f"{_CASE}.waiting-for-customer.v1", cases.CaseWaitingForCustomer, topics.CASES_CASES),
+    _spec(f"{_CASE}.customer-responded.v1", cases.CaseCustomerResponded, topics.CASES_CASES),
+    _spec(f"{_CASE}.on-site-responded.v1", cases.CaseOnSiteResponded, topics.CASES_CASES),
+    _spec(f"{_CASE}.collective-linked.v1", cases.CaseCollectiveLinked, topics.CASES_CASES),
     _spec(
         "crm.cases.collective-incident.detected.v1",
         cases.CollectiveIncidentDetected,

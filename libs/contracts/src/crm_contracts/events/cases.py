@@ -1,35 +1,39 @@
 """Produced by cases: one event per step of the nine-step complaint procedure
-(受理, 确认, 评估, 调查, 处理, 回复, 跟踪关闭, 回访, 信息反馈), plus SLA breaches and
-collective incidents.
+(受理, 确认, 评估, 调查, 处理, 回复, 跟踪关闭, 回访, 信息反馈), SLA breaches and collective
+incidents.
 
-Every case event carries the case's identity and its status after the step, so a consumer
-that only needs "where is the case now" can read any one of them.
+Every case event carries the case's identity and its state after the step (status,
+severity, category, owner), so a consumer that only needs "where is the case now" can
+read any one of them. The types of architecture.md come first; the steps it does not name
+(assessment, investigation, ...) follow as additions to v1.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from crm_contracts.events.common import EventData
 from crm_contracts.events.intake import ContactChannel, KindHint
 from crm_contracts.fields import AwareDatetime, NonEmptyStr, RegionCode
 
-CASE_NUMBER_PATTERN = r"^[A-Z]{2}-[0-9]{4}-[0-9]{6,}$"
+CASE_NUMBER_PATTERN = r"^[A-Z]{2,4}-[0-9]{4}-[0-9]{6,}$"
 
 
 class CaseStatus(StrEnum):
     """Where a case stands in the procedure."""
 
-    OPEN = "open"  # received (受理), not yet judged valid
-    VALIDATED = "validated"  # a valid complaint, awaiting its severity and procedure
-    CLASSIFIED = "classified"  # severity and procedure decided (确认)
-    ASSIGNED = "assigned"  # a department owns it
-    IN_PROGRESS = "in_progress"  # investigated and handled (调查, 处理)
-    RESOLVED = "resolved"  # handled; waiting for the customer to confirm (回复)
-    CONFIRMED = "confirmed"  # the customer accepted the result
-    CLOSED = "closed"  # archived (跟踪关闭); invalid complaints and consultations too
+    RECEIVED = "received"  # 受理: recorded, not yet screened
+    VALIDATED = "validated"  # a valid complaint
+    CLASSIFIED = "classified"  # 确认: severity, category and procedure decided
+    ASSESSED = "assessed"  # 评估: nature and influence judged
+    INVESTIGATING = "investigating"  # 调查
+    HANDLING = "handling"  # 处理
+    RESOLVED = "resolved"  # 回复: waiting for the customer's and the department's approval
+    CLOSED = "closed"  # 跟踪关闭: archived; invalid complaints and consultations too
+    LESSON_RECORDED = "lesson_recorded"  # 信息反馈: the improvement is recorded
 
 
 class Validity(StrEnum):
@@ -49,7 +53,7 @@ class Severity(StrEnum):
 
 
 class Procedure(StrEnum):
-    """一般投诉处理流程 / 重大投诉流程 / 危机事件处理流程."""
+    """一般投诉处理流程 / 重大投诉处理流程 / 危机事件处理流程."""
 
     GENERAL_COMPLAINT = "general_complaint"
     MAJOR_COMPLAINT = "major_complaint"
@@ -57,20 +61,27 @@ class Procedure(StrEnum):
 
 
 class CaseCategory(StrEnum):
-    """What the complaint is about; the departments and the satisfaction survey use the same
-    dimensions."""
+    """What the complaint is about, by the department whose work it concerns."""
 
     ENGINEERING_QUALITY = "engineering_quality"
     SALES_SERVICE = "sales_service"
     CUSTOMER_SERVICE = "customer_service"
     PROPERTY_MANAGEMENT = "property_management"
-    PLANNING_DESIGN = "planning_design"
-    AMENITIES = "amenities"
+    DESIGN = "design"
     OTHER = "other"
 
 
+class CloseOutcome(StrEnum):
+    """How a case ended."""
+
+    RESOLVED = "resolved"  # handled and closed after the customer's confirmation
+    INVALID = "invalid"  # screened as an invalid complaint
+    CONSULTATION = "consultation"  # a consultation, answered
+    FORCED = "forced"  # closed by a supervisor before the procedure was complete
+
+
 class CaseEventBase(EventData):
-    """Shared by every case event: the case's identity and its status after this step."""
+    """Shared by every case event: the case's identity and its state after this step."""
 
     case_id: NonEmptyStr
     case_number: str = Field(
@@ -80,22 +91,55 @@ class CaseEventBase(EventData):
     customer_id: str | None = None
     contact_ids: list[NonEmptyStr] = Field(default_factory=list)
     status: CaseStatus
+    severity: Severity | None = Field(
+        default=None, description="Current severity; the automatic proposal until classified."
+    )
+    category: CaseCategory | None = Field(
+        default=None, description="Current category; the automatic proposal until classified."
+    )
+    department: str | None = Field(default=None, description="The owning department.")
+    assignee: str | None = Field(default=None, description="The owning member of staff.")
+    waiting_for_customer: bool = Field(
+        default=False, description="SLA clocks are paused while the customer is awaited."
+    )
+    sequence: int | None = Field(
+        default=None, ge=1, description="1, 2, ... per case: the order of the case's events."
+    )
     occurred_at: AwareDatetime
-    actor: str | None = Field(default=None, description="Staff user id; absent for the system.")
+    actor: str | None = Field(default=None, description="Staff user id, or 'system'.")
+
+
+class SeverityProposal(EventData):
+    """The automatic severity and category guess made when the case opened."""
+
+    severity: Severity
+    category: CaseCategory
+    reasons: list[str] = Field(default_factory=list)
 
 
 class CaseOpened(CaseEventBase):
     """A contact became a case (受理)."""
 
-    kind: KindHint = Field(description="The kind the contact was taken as.")
-    severity: Severity = Severity.GENERAL
-    category: CaseCategory | None = Field(default=None, description="Known once classified.")
+    contact_id: str | None = Field(default=None, description="The contact that opened it.")
     channel: ContactChannel
+    kind_hint: KindHint | None = None
     title: str | None = Field(default=None, description="One line for queues and notices.")
     project: str | None = None
     building: str | None = None
     unit: str | None = None
-    opened_at: AwareDatetime
+    received_at: AwareDatetime | None = Field(
+        default=None, description="When the contact reached us: SLA clocks start here."
+    )
+    opened_at: AwareDatetime | None = Field(
+        default=None, description="When the case was opened; occurred_at when not sent."
+    )
+    severity_proposal: SeverityProposal | None = None
+
+    @model_validator(mode="after")
+    def _opened_at_defaults_to_occurred_at(self) -> Self:
+        if self.opened_at is None:
+            self.opened_at = self.occurred_at
+        return self
 
 
 class CaseValidated(CaseEventBase):
@@ -104,16 +148,23 @@ class CaseValidated(CaseEventBase):
     Invalid complaints and consultations are explained to the customer and closed.
     """
 
-    validity: Validity
-    note: str | None = None
+    outcome: Validity
+    explanation: str | None = Field(default=None, description="What the customer is told.")
 
 
 class CaseClassified(CaseEventBase):
-    """Severity, category and procedure were decided (确认)."""
+    """Severity, category and procedure were decided (确认), or the severity changed later
+    (a supervisor's override, a collective incident)."""
 
     severity: Severity
     category: CaseCategory
-    procedure: Procedure
+    procedure: Procedure | None = Field(
+        default=None, description="Absent while the severity is raised before classification."
+    )
+    previous_severity: Severity | None = None
+    override: bool = Field(default=False, description="A supervisor overrode the severity.")
+    confirmed: bool = Field(default=True, description="False: still the automatic proposal.")
+    reason: str | None = None
 
 
 class CaseAssigned(CaseEventBase):
@@ -121,27 +172,31 @@ class CaseAssigned(CaseEventBase):
 
     department: NonEmptyStr
     assignee: str | None = None
+    reassigned: bool = False
+    previous_department: str | None = None
+    previous_assignee: str | None = None
+    reason: str | None = None
+    source: str | None = Field(default=None, description="Which routing rule chose the owner.")
 
 
 class CaseEscalated(CaseEventBase):
-    """The case was raised to a higher level (e.g. a major complaint or crisis)."""
+    """The case was raised to a higher level (a major complaint, a crisis, a breached SLA)."""
 
     reason: NonEmptyStr
-    severity: Severity | None = Field(default=None, description="The new severity, if it changed.")
     escalated_to: str | None = Field(default=None, description="Department or role now involved.")
 
 
 class CaseProgressReported(CaseEventBase):
     """The case owner told the customer how things stand (the customer's right to know)."""
 
-    message: NonEmptyStr = Field(description="The message sent to the customer.")
+    message_to_customer: NonEmptyStr
+    first_reply: bool = Field(default=False, description="The first reply: stops that SLA clock.")
 
 
 class CaseResolved(CaseEventBase):
     """Handling is done; the customer is asked to confirm the result."""
 
-    resolution: NonEmptyStr
-    department: str | None = None
+    summary: NonEmptyStr
 
 
 class CaseCustomerConfirmed(CaseEventBase):
@@ -152,29 +207,30 @@ class CaseCustomerConfirmed(CaseEventBase):
 
 
 class CaseClosed(CaseEventBase):
-    """The case was closed and archived; carries what reports and return visits need."""
+    """The case was closed and archived."""
 
-    validity: Validity | None = None
-    severity: Severity | None = None
-    category: CaseCategory | None = None
-    department: str | None = None
-    reason: str | None = Field(default=None, description="Why it closed, in words.")
+    outcome: CloseOutcome
+    forced: bool = False
+    reason: str | None = None
+    checklist: dict[str, bool] = Field(
+        default_factory=dict, description="Closure checks (customer accepted, records complete...)."
+    )
 
 
 class CaseReopened(CaseEventBase):
-    """A closed or resolved case was opened again (e.g. a dissatisfied return visit)."""
+    """A resolved or closed case was opened again (e.g. the problem came back)."""
 
     reason: NonEmptyStr
-    survey_id: str | None = Field(default=None, description="The survey that caused it, if any.")
+    previous_status: CaseStatus | None = None
 
 
 class CaseSlaBreached(CaseEventBase):
     """A deadline of the case passed before its step was done."""
 
-    clock: NonEmptyStr = Field(description="Which deadline, e.g. first_reply, resolution.")
+    clock: NonEmptyStr = Field(
+        description="Which deadline: first_reply, progress_update, resolution or on_site."
+    )
     due_at: AwareDatetime
-    department: str | None = None
-    assignee: str | None = None
 
 
 class CaseLessonRecorded(CaseEventBase):
@@ -185,26 +241,93 @@ class CaseLessonRecorded(CaseEventBase):
     improvement: NonEmptyStr
 
 
-class IncidentSignal(StrEnum):
-    """What made cases a collective incident (crisis early warning)."""
-
-    COLLECTIVE_COMPLAINT = "collective_complaint"  # 集体投诉
-    MEDIA_EXPOSURE = "media_exposure"  # 媒体曝光
-    CASUALTIES = "casualties"  # 人员伤亡
-
-
 class CollectiveIncidentDetected(EventData):
-    """Many cases about one matter, or media attention: senior management, the property
-    company and lawyers must be pulled in fast."""
+    """Several customers complain about one matter at once (集体投诉), or the media is
+    involved: the crisis early warning. Senior management, the property company and
+    lawyers must be pulled in fast. Published again when the incident grows in severity."""
 
     incident_id: NonEmptyStr
     region: RegionCode
-    project: str | None = None
+    project: NonEmptyStr
     building: str | None = None
-    signal: IncidentSignal
-    severity: Severity = Severity.CRISIS
-    category: CaseCategory | None = None
-    case_ids: list[NonEmptyStr] = Field(min_length=1)
-    contact_count: int = Field(ge=0, description="Contacts behind these cases.")
-    reason: NonEmptyStr = Field(description="What the detection saw, in words.")
-    detected_at: AwareDatetime
+    category: CaseCategory
+    severity: Severity
+    customer_count: int = Field(ge=0, description="Distinct customers complaining.")
+    contact_ids: list[NonEmptyStr] = Field(default_factory=list)
+    case_ids: list[NonEmptyStr] = Field(default_factory=list)
+    channels: list[ContactChannel] = Field(default_factory=list)
+    mentions_media: bool = False
+    reasons: list[str] = Field(default_factory=list)
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    occurred_at: AwareDatetime
+    actor: str | None = None
+
+
+# -- additions: the steps architecture.md does not name ---------------------------------
+
+
+class CaseContactAttached(CaseEventBase):
+    """A further contact about the same open matter joined the case."""
+
+    contact_id: NonEmptyStr
+
+
+class CaseAssessed(CaseEventBase):
+    """评估: the nature and influence of the complaint were judged."""
+
+    nature: str | None = None
+    influence: str | None = None
+    notes: str | None = None
+
+
+class CaseInvestigationStarted(CaseEventBase):
+    """调查 began."""
+
+
+class CaseFindingsRecorded(CaseEventBase):
+    """The investigation found who and what caused the complaint, with evidence."""
+
+    responsible_department: str | None = None
+    responsible_post: str | None = None
+    responsible_person: str | None = Field(default=None, description="A member of staff.")
+    root_cause: str | None = None
+    evidence_attachment_ids: list[str] = Field(default_factory=list)
+
+
+class CaseLegalOpinionRecorded(CaseEventBase):
+    """The legal department gave its opinion (the text stays inside the cases service)."""
+
+
+class CaseHandlingStarted(CaseEventBase):
+    """处理 began, following a plan."""
+
+    plan: str | None = None
+
+
+class CaseDepartmentApproved(CaseEventBase):
+    """The departments involved approved the handling (needed to close)."""
+
+    note: str | None = None
+
+
+class CaseWaitingForCustomer(CaseEventBase):
+    """The case waits for the customer; SLA clocks pause."""
+
+    reason: str | None = None
+
+
+class CaseCustomerResponded(CaseEventBase):
+    """The awaited customer answered; SLA clocks resume."""
+
+
+class CaseOnSiteResponded(CaseEventBase):
+    """Someone went on site; stops the on-site clock."""
+
+    details: str | None = None
+
+
+class CaseCollectiveLinked(CaseEventBase):
+    """The case was grouped under a collective incident."""
+
+    incident_id: NonEmptyStr

@@ -46,6 +46,9 @@ PARTNERS = "partners"
 """The integration partners, as a producer: they publish to Kafka directly or through
 intake's partner gateway (`POST /v1/partner-events`)."""
 
+PARTNER_GATEWAY = "intake"
+"""The service that forwards partner events POSTed over HTTP onto the partner topics."""
+
 TOPIC_PRODUCER: dict[str, str] = {
     **{topic: PARTNERS for topic in PARTNER_TOPICS},
     INTAKE_CONTACTS: "intake",

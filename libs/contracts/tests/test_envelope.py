@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from crm_contracts.envelope import CloudEvent, new_event
 from crm_contracts.events.cases import CaseClosed
-from crm_contracts.events.partner import MilestoneReached
+from crm_contracts.events.partner import Milestone, MilestoneReached
 from crm_contracts.regions import KNOWN_REGIONS, case_number
 from pydantic import ValidationError
 
 MILESTONE = MilestoneReached(
     milestone_id="ms-1",
     project="SZ-LHY",
-    milestone="topped_out",
+    milestone=Milestone.TOPPED_OUT,
     occurred_at=datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=8))),
 )
 

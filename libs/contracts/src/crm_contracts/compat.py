@@ -65,8 +65,11 @@ class _Comparison:
             if not candidates:
                 problems.append(f"{_where(path)}: type narrowed: {kind} no longer accepted")
                 continue
-            outcomes = [self._compare_same_kind(old_branch, b, kind, path) for b in candidates]
-            problems.extend(min(outcomes, key=len))
+            outcomes: list[list[str]] = [
+                self._compare_same_kind(old_branch, b, kind, path) for b in candidates
+            ]
+            fewest: list[str] = min(outcomes, key=len)
+            problems.extend(fewest)
         return _unique(problems)
 
     def _compare_same_kind(self, old: Schema, new: Schema, kind: str, path: str) -> list[str]:

@@ -6,6 +6,7 @@ and the payload and explains what is wrong in words a partner can act on.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from crm_contracts.events import cases, intake, notifications, partner, surveys
 @dataclass(frozen=True)
 class EventSpec:
     type: str
-    data_model: type[BaseModel]
+    data_model: builtins.type[BaseModel]
     topic: str
     producer: str
     consumers: tuple[str, ...]

@@ -140,7 +140,8 @@ async def test_a_failing_message_is_dead_lettered_and_the_partition_keeps_flowin
 @pytest.mark.parametrize(
     ("label", "value", "reason"),
     [
-        ("not json", b"\x00\xffnot json at all", "JSON"),
+        ("not json", b"{this is not json", "JSON"),
+        ("not text", b"\x00\xff\xfe binary", "UTF-8"),
         ("missing region", None, "region"),
         ("wrong specversion", None, "specversion"),
         ("unknown type", None, "type"),

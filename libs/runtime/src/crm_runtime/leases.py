@@ -1,11 +1,18 @@
 """Leases and durable timers, for work that exactly one replica must do.
 
-A lease is a document `{_id: name, owner, expires_at}` claimed with one atomic
-`find_one_and_update`; the holder renews it, and if it dies another replica takes over
-once it expires. Timers (SLA clocks, survey due dates, send windows) are due-times in
-the database, claimed the same way, so a restart misses none and two replicas never
-fire one at the same time. A firing handler must still be idempotent: a replica that
-dies after the effect but before marking the timer done leaves it to be fired again.
+Both are claimed by *inserting* a document with a unique `_id`: the one write that is
+atomic on FerretDB 1.x too (its conditional updates read, then write, so two replicas
+can both "win" a `find_one_and_update`; a unique insert has exactly one winner).
+
+A lease is held per time slot (`<name>@<slot>`, slot = now // ttl). The holder claims
+the next slot in the second half of the current one, so it keeps the lease without a
+gap; if it dies, nobody claims the next slot for it and another replica takes over at
+the slot after its last, within two TTLs.
+
+Timers (SLA clocks, survey due dates, send windows) are due-times in the database, so a
+restart misses none. A due timer is claimed per claim window (`<timer>#<window>`): two
+replicas never fire one in the same window, and a replica that died while firing leaves
+it to be fired again in a later window. A firing handler must therefore be idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -43,22 +49,34 @@ class Lease:
         self.ttl = timedelta(seconds=ttl_s)
         self.clock = clock
 
-    async def acquire_or_renew(self) -> bool:
-        """Claim the lease if free or expired, renew it if ours; True while we hold it."""
-        now = self.clock()
+    def _slot(self, now: datetime) -> int:
+        return int(now.timestamp() // self.ttl.total_seconds())
+
+    async def _claim(self, slot: int) -> bool:
         try:
-            doc = await self.collection.find_one_and_update(
-                {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": self.owner, "expires_at": now + self.ttl}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
+            await self.collection.insert_one({
+                "_id": f"{self.name}@{slot}", "name": self.name, "slot": slot, "owner": self.owner,
+                "expires_at": datetime.fromtimestamp((slot + 1) * self.ttl.total_seconds(), UTC),
+            })
+            return True
         except DuplicateKeyError:
-            return False  # held by someone else and not expired: the upsert collided
-        return doc is not None and doc.get("owner") == self.owner
+            doc = await self.collection.find_one({"_id": f"{self.name}@{slot}"}, {"owner": 1})
+            return doc is not None and doc.get("owner") == self.owner
+
+    async def acquire_or_renew(self) -> bool:
+        """True while this replica holds the lease; call it more often than every TTL/2."""
+        now = self.clock()
+        slot = self._slot(now)
+        held = await self._claim(slot)
+        ttl_s = self.ttl.total_seconds()
+        if held and now.timestamp() - slot * ttl_s >= ttl_s / 2:
+            await self._claim(slot + 1)
+            await self.collection.delete_many({"name": self.name, "slot": {"$lt": slot - 2}})
+        return held
 
     async def release(self) -> None:
-        await self.collection.delete_one({"_id": self.name, "owner": self.owner})
+        slot = self._slot(self.clock())
+        await self.collection.delete_many({"name": self.name, "owner": self.owner, "slot": {"$gte": slot}})
 
 
 TimerHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -75,6 +93,7 @@ class Timers:
                  handlers: dict[str, TimerHandler] | None = None, *, claim_ttl_s: float = 30.0,
                  poll_interval_s: float = 1.0, clock: Callable[[], datetime] = _now):
         self.collection = collection
+        self.claims = collection.database[f"{collection.name}_claims"]
         self.owner = owner
         self.handlers = dict(handlers or {})
         self.claim_ttl = timedelta(seconds=claim_ttl_s)
@@ -101,19 +120,36 @@ class Timers:
         await self.collection.update_one({"_id": timer_id, "state": "pending"},
                                          {"$set": {"state": "cancelled"}})
 
-    async def claim_due(self) -> dict[str, Any] | None:
+    async def due(self, limit: int = 100) -> list[dict[str, Any]]:
         now = self.clock()
-        return await self.collection.find_one_and_update(
-            {"state": "pending", "due_at": {"$lte": now}, "claimed_until": {"$lt": now}},
-            {"$set": {"claimed_by": self.owner, "claimed_until": now + self.claim_ttl}},
-            sort=[("due_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
+        cursor = self.collection.find({"state": "pending", "due_at": {"$lte": now},
+                                       "claimed_until": {"$lt": now}}).sort("due_at", 1).limit(limit)
+        return [t async for t in cursor]
+
+    async def claim(self, timer: dict[str, Any]) -> bool:
+        """One winner per timer and claim window: a unique insert decides."""
+        now = self.clock()
+        window = int(now.timestamp() // self.claim_ttl.total_seconds())
+        try:
+            await self.claims.insert_one({"_id": f"{timer['_id']}#{window}", "timer_id": timer["_id"],
+                                          "owner": self.owner, "at": now})
+        except DuplicateKeyError:
+            return False
+        # The list we picked it from may be stale: fire only what is still pending.
+        current = await self.collection.find_one({"_id": timer["_id"]}, {"state": 1, "due_at": 1})
+        if current is None or current["state"] != "pending" or current["due_at"] > now:
+            return False
+        await self.collection.update_one(
+            {"_id": timer["_id"]},
+            {"$set": {"claimed_by": self.owner, "claimed_until": now + self.claim_ttl}})
+        return True
 
     async def fire_due(self) -> int:
         """Fire every timer that is due now; return how many fired."""
         fired = 0
-        while (timer := await self.claim_due()) is not None:
+        for timer in await self.due():
+            if not await self.claim(timer):
+                continue
             handler = self.handlers.get(timer["kind"])
             if handler is None:
                 log.error("no handler for timer kind %s", timer["kind"])

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PENDING = "outbox_pending"
 OUTBOX = "outbox"
+# Bumped with every append, so the relay removes only what it published: FerretDB 1.x
+# has no `$pull` by condition on sub-documents, but it has equality on a scalar.
+VERSION = "outbox_version"
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,13 @@ def with_outbox(update: dict[str, Any], events: Sequence[OutgoingEvent]) -> dict
     update = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
     update.setdefault("$push", {})[OUTBOX] = {"$each": outbox_entries(events)}
     update.setdefault("$set", {})[PENDING] = True
+    update.setdefault("$inc", {})[VERSION] = 1
     return update
 
 
 def new_document_with_outbox(document: dict[str, Any], events: Sequence[OutgoingEvent]) -> dict[str, Any]:
     """A document to insert, carrying the events its creation causes."""
-    return {**document, OUTBOX: outbox_entries(events), PENDING: bool(events)}
+    return {**document, OUTBOX: outbox_entries(events), PENDING: bool(events), VERSION: 0}
 
 
 class OutboxRelay:
@@ -133,7 +137,7 @@ class OutboxRelay:
         """Publish one batch of pending documents; return how many events were published."""
         total = 0
         for collection in self.collections:
-            cursor = collection.find({PENDING: True}, {OUTBOX: 1}).limit(self.batch_size)
+            cursor = collection.find({PENDING: True}, {OUTBOX: 1, VERSION: 1}).limit(self.batch_size)
             async for doc in cursor:
                 total += await self._relay_document(collection, doc)
         return total
@@ -154,11 +158,24 @@ class OutboxRelay:
                 finally:
                     otel_context.detach(token)
             await asyncio.gather(*futures)
-            sent = [e["id"] for e in entries]
-            await collection.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": {"$in": sent}}}})
-        # Clear the flag only if nothing was appended meanwhile.
-        await collection.update_one(
-            {"_id": doc["_id"], f"{OUTBOX}.0": {"$exists": False}}, {"$set": {PENDING: False}}
-        )
+        await self._remove_published(collection, doc["_id"], doc.get(VERSION, 0), len(entries))
         self.published += len(entries)
         return len(entries)
+
+    async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any,
+                                version: int, count: int) -> None:
+        """Drop the first `count` entries, keeping any appended since they were read."""
+        remaining: list[dict[str, Any]] = []
+        for _ in range(10):
+            result = await collection.update_one(
+                {"_id": doc_id, VERSION: version},
+                {"$set": {OUTBOX: remaining, PENDING: bool(remaining)}})
+            if result.matched_count:
+                return
+            # Appended to meanwhile: keep what came after the published entries.
+            current = await collection.find_one({"_id": doc_id}, {OUTBOX: 1, VERSION: 1})
+            if current is None:
+                return
+            version = current.get(VERSION, 0)
+            remaining = (current.get(OUTBOX) or [])[count:]
+        log.warning("outbox of %s kept changing; its published events stay until the next round", doc_id)

@@ -45,7 +45,8 @@ class Stack:
     def start_kafka(self) -> None:
         assert self._kafka is not None
         self._kafka_proc = servers.start(self._kafka.command(), self._kafka.data_dir / "server.log")
-        servers.wait_kafka(self.bootstrap, timeout=120)
+        # Only the port: callers in an event loop await the broker's answers themselves.
+        servers.wait_for_port("127.0.0.1", self._kafka.port, timeout=120, proc=self._kafka_proc)
 
 
 def docker_engine_answers() -> bool:
@@ -116,6 +117,11 @@ def start_stack() -> Stack:
 def stack() -> Iterator[Stack]:
     """The real Kafka and MongoDB-protocol servers for this test session."""
     started = start_stack()
+    from crm_contracts.topics import ALL_TOPICS
+
+    from crm_devstack.topics import ensure_topics_sync
+
+    ensure_topics_sync(started.bootstrap, ALL_TOPICS)
     try:
         yield started
     finally:

@@ -32,7 +32,7 @@ from crm_runtime.leases import Lease, Timers, TimerHandler, replica_id
 from crm_runtime.logging import configure_logging
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import OutboxRelay
-from crm_runtime.problems import RequestSizeLimit, install_problem_handlers
+from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
 from crm_runtime.settings import ServiceSettings
 from crm_runtime.telemetry import configure_tracing
 
@@ -51,6 +51,15 @@ class ServiceContext:
     owner: str  # this replica's id, for leases and timers
     relay: OutboxRelay | None = None
     timers: Timers | None = None
+    kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for_kafka(self, timeout: float = 10.0) -> None:
+        """For a request that must publish now: refuse with 503 rather than hang."""
+        try:
+            await asyncio.wait_for(self.kafka_connected.wait(), timeout)
+        except TimeoutError as exc:
+            raise Problem(503, "Kafka unavailable", "Events cannot be published right now; retry later.",
+                          headers={"Retry-After": "5"}) from exc
 
     def notify_outbox(self) -> None:
         if self.relay is not None:
@@ -110,9 +119,17 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in wiring.on_startup:
             await _retry_forever(hook, f"{settings.service_name} start-up")
-        broker_task = asyncio.create_task(_retry_forever(broker.start, "Kafka connection"))
-        if ctx.relay:
-            await ctx.relay.start()
+        async def start_broker() -> None:
+            await _retry_forever(broker.start, "Kafka connection")
+            ctx.kafka_connected.set()
+            if ctx.relay:  # the relay publishes: it starts once the producer is connected
+                await ctx.relay.start()
+
+        broker_task = asyncio.create_task(start_broker())
+        # Usually Kafka answers at once: start serving connected. If not, serve anyway
+        # (health says unready) and connect in the background.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ctx.kafka_connected.wait()), 15)
         if ctx.timers:
             await ctx.timers.start()
         try:

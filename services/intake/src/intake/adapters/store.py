@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from crm_runtime.outbox import OutgoingEvent, new_document_with_outbox
-from pymongo import ASCENDING, DeleteMany, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from intake.domain.contacts import ChannelStats, EarlierContact
 from intake.domain.customers import DirectoryEntry
@@ -83,7 +83,7 @@ class MongoDirectory:
         return DirectoryEntry(
             customer_id=doc["_id"], region=doc["region"], names=doc.get("names", []),
             phones=frozenset(doc.get("phones", [])), emails=frozenset(doc.get("emails", [])),
-            units=[tuple(u) for u in doc.get("units", [])],  # type: ignore[misc]
+            units=[(u["project"], u["building"], u["unit"]) for u in doc.get("units", [])],
             provisional=doc.get("provisional", False),
         )
 
@@ -98,37 +98,41 @@ class MongoDirectory:
         return [self._entry(d) async for d in self.customers.find({"_id": {"$in": sorted(ids)},
                                                                     "merged_into": None})]
 
-    def _operations(self, entry: DirectoryEntry) -> tuple[UpdateOne, list[Any]]:
-        document = {
+    @staticmethod
+    def _document(entry: DirectoryEntry) -> dict[str, Any]:
+        return {
             "region": entry.region, "names": entry.names, "phones": sorted(entry.phones),
-            "emails": sorted(entry.emails), "units": [list(u) for u in entry.units],
+            "emails": sorted(entry.emails),
+            # Objects, not [project, building, unit]: no arrays nested in arrays (FerretDB).
+            "units": [{"project": p, "building": b, "unit": u} for p, b, u in entry.units],
             "provisional": entry.provisional, "merged_into": None,
         }
-        keys = entry.lookup_keys()
-        key_ops: list[Any] = [
-            UpdateOne({"_id": f"{key}|{entry.customer_id}"},
-                      {"$set": {"key": key, "customer_id": entry.customer_id}}, upsert=True)
-            for key in keys
-        ]
-        key_ops.append(DeleteMany({"customer_id": entry.customer_id, "key": {"$nin": keys}}))
-        return UpdateOne({"_id": entry.customer_id}, {"$set": document}, upsert=True), key_ops
+
+    async def _save_keys(self, entries: list[DirectoryEntry]) -> None:
+        # A key document's content follows from its _id, so "insert unless present" is an
+        # upsert; FerretDB 1.x answers bulk updates in a shape PyMongo cannot read.
+        docs = [{"_id": f"{key}|{e.customer_id}", "key": key, "customer_id": e.customer_id}
+                for e in entries for key in e.lookup_keys()]
+        if docs:
+            try:
+                await self.keys.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                    raise
+        for e in entries:
+            await self.keys.delete_many({"customer_id": e.customer_id, "key": {"$nin": e.lookup_keys()}})
 
     async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
-        customer_op, key_ops = self._operations(entry)
-        await self.customers.bulk_write([customer_op], ordered=True)
-        await self.keys.bulk_write(key_ops, ordered=True)
+        await self.customers.update_one({"_id": entry.customer_id}, {"$set": self._document(entry)}, upsert=True)
+        await self._save_keys([entry])
 
     async def save_many(self, entries: list[DirectoryEntry]) -> None:
-        """Absorb a batch (a region's onboarding) in two bulk writes."""
-        customer_ops, key_ops = [], []
+        """Absorb a batch (a region's onboarding)."""
         for entry in entries:
-            c, k = self._operations(entry)
-            customer_ops.append(c)
-            key_ops.extend(k)
-        if customer_ops:
-            await self.customers.bulk_write(customer_ops, ordered=False)
-            await self.keys.bulk_write(key_ops, ordered=False)
+            await self.customers.update_one({"_id": entry.customer_id}, {"$set": self._document(entry)},
+                                            upsert=True)
+        await self._save_keys(entries)
 
     async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
         """Provisional customers sharing a phone or e-mail with `entry` become aliases of it."""

@@ -17,7 +17,7 @@ from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.kafka import publish_event
 from crm_runtime.problems import Problem
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 
 from intake import handlers
@@ -108,7 +108,8 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         principal: Annotated[Principal, Depends(require_roles(*STAFF))],
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> ContactAccepted:
-        contact, files = await _read_contact(request, settings.attachment_max_count)
+        contact, files = await _read_contact(request, settings.attachment_max_count,
+                                             settings.max_request_bytes)
         if not deps.known_region(contact.region):
             raise Problem(422, "Unknown region", f"Region '{contact.region}' is not served by this platform.",
                           field="region")
@@ -141,6 +142,21 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         for key in ("normalised_text", "outbox_pending", "idempotency_key"):
             contact.pop(key, None)
         return contact
+
+    @router.get("/contacts/{contact_id}/attachments/{attachment_id}", tags=["contacts"],
+                summary="Download a letter's attachment", response_class=Response)
+    async def get_attachment(contact_id: str, attachment_id: str,
+                             principal: Annotated[Principal, Depends(require_roles(*READERS))]) -> Response:
+        contact = await deps.contacts.get(contact_id)
+        if contact is None or attachment_id not in {a["attachment_id"] for a in contact.get("attachments", [])}:
+            raise Problem(404, "Not found", f"No attachment {attachment_id} on contact {contact_id}.")
+        ensure_region(principal, contact["region"], action="read attachment")
+        found = await deps.attachments.get(attachment_id)
+        if found is None:
+            raise Problem(404, "Not found", f"Attachment {attachment_id} is missing.")
+        meta, data = found
+        return Response(data, media_type=meta.get("content_type", "application/octet-stream"),
+                        headers={"Content-Disposition": f'attachment; filename="{meta["filename"]}"'})
 
     @router.get("/stats/channels", tags=["statistics"],
                 summary="Contacts per channel and their shares, for a region and period")
@@ -213,6 +229,7 @@ def build_router(deps: IntakeDeps) -> APIRouter:
                               field=f"{prefix}type")
             ensure_region(principal, event.region, action="publish partner event")
             parsed.append((spec.topic, event))
+        await deps.ctx.wait_for_kafka()
         for topic, event in parsed:
             await publish_event(deps.ctx.broker, topic, event)
         return JSONResponse({"accepted": len(parsed), "ids": [e.id for _, e in parsed]}, status_code=202)
@@ -220,7 +237,8 @@ def build_router(deps: IntakeDeps) -> APIRouter:
     return router
 
 
-async def _read_contact(request: Request, max_files: int) -> tuple[ContactCreate, list[Any]]:
+async def _read_contact(request: Request, max_files: int,
+                        max_json_bytes: int) -> tuple[ContactCreate, list[Any]]:
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
@@ -231,7 +249,10 @@ async def _read_contact(request: Request, max_files: int) -> tuple[ContactCreate
                               field="contact")
             files = [f for f in form.getlist("files") if not isinstance(f, str)]
             return ContactCreate.model_validate_json(raw), files
-        return ContactCreate.model_validate_json(await request.body()), []
+        body = await request.body()
+        if len(body) > max_json_bytes:
+            raise Problem(413, "Request too large", f"A contact without files is at most {max_json_bytes} bytes.")
+        return ContactCreate.model_validate_json(body), []
     except ValidationError as exc:
         raise _problem_from_validation(exc) from exc
 

@@ -1,0 +1,283 @@
+"""Every channel ends as one ContactReceived on the real Kafka topic, callers are
+recognised, repeats fold, and bad input is refused without storing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+from crm_contracts import topics
+from crm_runtime.testing import eventually, event_of_type, make_event, produce, wait_for_messages
+
+from intake.entrypoints.http import forum_signature
+
+from .conftest import FORUM_SECRET, token
+
+pytestmark = pytest.mark.stack
+RECEIVED = "crm.intake.contact.received.v1"
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def front_desk(**overrides):
+    body = {"channel": "front_desk", "region": "shenzhen", "subject": "卫生间漏水",
+            "body": "3栋1201卫生间天花板漏水，已经好几天了，请尽快派人维修。",
+            "customer": {"name": "王芳", "phone": "13912345678"}, "project": "碧水湾",
+            "building": "3", "unit": "1201"}
+    body.update(overrides)
+    return body
+
+
+async def received(stack, contact_id: str, count: int = 1, timeout: float = 30):
+    return await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS,
+                                   event_of_type(RECEIVED, contact_id=contact_id), count=count, timeout=timeout)
+
+
+async def test_front_desk_contact_reaches_the_topic_with_a_kind_hint(stack, intake):
+    r = await intake.post("/v1/contacts", json=front_desk(), headers=token())
+    assert r.status_code == 202, r.text
+    contact_id = r.json()["contact_id"]
+    [seen] = await received(stack, contact_id)
+    event = seen.json()
+    assert event["region"] == "shenzhen" and seen.key == contact_id.encode()
+    assert event["data"]["channel"] == "front_desk"
+    assert event["data"]["kind_hint"] == "repair"
+    assert event["data"]["customer_id"].startswith("prov-")  # an unknown caller still gets an id
+    # ...and how to reach them travels with the contact, since no directory holds it yet.
+    assert event["data"]["reply_to"]["phone"] == "13912345678"
+
+
+async def test_the_same_idempotency_key_returns_the_first_contact_and_publishes_once(stack, intake):
+    key = str(uuid.uuid4())
+    first = await intake.post("/v1/contacts", json=front_desk(subject="门锁坏了"), headers={**token(), "Idempotency-Key": key})
+    again = await intake.post("/v1/contacts", json=front_desk(subject="门锁坏了"), headers={**token(), "Idempotency-Key": key})
+    assert first.json()["contact_id"] == again.json()["contact_id"]
+    assert again.json()["created"] is False
+    await received(stack, first.json()["contact_id"])
+    await asyncio.sleep(1.0)
+    with pytest.raises(AssertionError):
+        await received(stack, first.json()["contact_id"], count=2, timeout=2)
+
+
+async def test_hotline_call_typed_in_by_an_agent_with_a_repeated_source_ref(stack, intake):
+    body = front_desk(channel="hotline", source_ref=f"call-{uuid.uuid4().hex[:6]}")
+    a = await intake.post("/v1/contacts", json=body, headers=token())
+    b = await intake.post("/v1/contacts", json=body, headers=token())
+    assert a.json()["contact_id"] == b.json()["contact_id"]
+    [seen] = await received(stack, a.json()["contact_id"])
+    assert seen.json()["data"]["source_ref"] == body["source_ref"]
+
+
+async def test_every_hotline_partner_event_delivered_twice_makes_one_contact(stack, intake):
+    call_id = f"call-{uuid.uuid4().hex[:8]}"
+    data = {"call_id": call_id, "caller_phone": "+86 137 0000 1111", "started_at": "2026-03-01T09:30:00+08:00",
+            "duration_s": 180, "summary": "业主投诉小区绿化没有按合同承诺实施，要求给个说法"}
+    event = make_event("crm.partner.hotline.call-recorded.v1", data, subject=call_id)
+    await produce(stack.bootstrap, topics.PARTNER_HOTLINE, event)
+    await produce(stack.bootstrap, topics.PARTNER_HOTLINE, event)  # the same event again
+    # The telephony system re-sent the call as a new event: still the same contact.
+    await produce(stack.bootstrap, topics.PARTNER_HOTLINE,
+                  make_event("crm.partner.hotline.call-recorded.v1", data, subject=call_id))
+    [seen] = await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS,
+                                     event_of_type(RECEIVED, source_ref=call_id), timeout=30)
+    assert seen.json()["data"]["channel"] == "hotline"
+    assert seen.json()["data"]["kind_hint"] == "complaint"
+    await asyncio.sleep(2)
+    with pytest.raises(AssertionError):
+        await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS,
+                                event_of_type(RECEIVED, source_ref=call_id), count=2, timeout=2)
+
+
+async def test_forum_post_from_the_partner_topic(stack, intake):
+    post_id = f"post-{uuid.uuid4().hex[:8]}"
+    event = make_event("crm.partner.forum.post-published.v1", {
+        "post_id": post_id, "author": "业主小李", "title": "建议小区增加充电桩",
+        "body": "希望物业能在地下车库增加一些新能源车充电桩", "url": f"https://forum.example.cn/p/{post_id}",
+        "published_at": "2026-03-02T20:00:00+08:00"}, subject=post_id, region="shanghai")
+    await produce(stack.bootstrap, topics.PARTNER_FORUM, event)
+    [seen] = await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS,
+                                     event_of_type(RECEIVED, source_ref=post_id), timeout=30)
+    assert seen.json()["region"] == "shanghai"
+    assert seen.json()["data"]["kind_hint"] == "suggestion"
+
+
+def signed(body: bytes, *, secret: str = FORUM_SECRET, age_s: int = 0) -> dict[str, str]:
+    ts = str(int(time.time()) - age_s)
+    return {"X-Forum-Timestamp": ts, "X-Forum-Signature": forum_signature(secret, ts, body),
+            "Content-Type": "application/json"}
+
+
+async def test_forum_webhook_accepts_signed_posts_and_refuses_forged_and_stale_ones(stack, intake):
+    post_id = f"post-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"post_id": post_id, "author": "Owner Li", "title": "Great job on the garden",
+                       "body": "Thank you, the new landscaping looks great!", "url": "https://forum.example.cn/p/1",
+                       "published_at": "2026-03-02T20:00:00+08:00", "region": "shenzhen"}).encode()
+    forged = await intake.post("/v1/channels/forum/webhook", content=body, headers=signed(body, secret="guess"))
+    assert forged.status_code == 401 and forged.json()["errors"][0]["field"] == "X-Forum-Signature"
+    stale = await intake.post("/v1/channels/forum/webhook", content=body, headers=signed(body, age_s=600))
+    assert stale.status_code == 401 and stale.json()["errors"][0]["field"] == "X-Forum-Timestamp"
+    tampered = await intake.post("/v1/channels/forum/webhook", content=body.replace(b"great", b"awful"),
+                                 headers=signed(body))
+    assert tampered.status_code == 401
+    ok = await intake.post("/v1/channels/forum/webhook", content=body, headers=signed(body))
+    assert ok.status_code == 202, ok.text
+    [seen] = await received(stack, ok.json()["contact_id"])
+    assert seen.json()["data"]["kind_hint"] == "praise"
+
+
+async def test_a_letter_with_a_scanned_attachment(stack, intake):
+    contact = front_desk(channel="letter", letter_form="fax", source_ref=f"fax-{uuid.uuid4().hex[:6]}")
+    r = await intake.post("/v1/contacts", headers=token(),
+                          data={"contact": json.dumps(contact)},
+                          files=[("files", ("scan.pdf", PDF, "application/pdf"))])
+    assert r.status_code == 202, r.text
+    [seen] = await received(stack, r.json()["contact_id"])
+    [attachment] = seen.json()["data"]["attachments"]
+    assert attachment["filename"] == "scan.pdf" and attachment["content_type"] == "application/pdf"
+    assert attachment["size"] == len(PDF)
+    download = await intake.get(f"/v1/contacts/{r.json()['contact_id']}/attachments/{attachment['attachment_id']}",
+                                headers=token())
+    assert download.status_code == 200 and download.content == PDF
+
+
+async def test_bad_attachments_are_refused_and_nothing_is_stored(stack, intake):
+    db = intake.app.state.ctx.db
+    before = await db["contacts"].count_documents({})
+    contact = front_desk(channel="letter", letter_form="post")
+    exe = await intake.post("/v1/contacts", headers=token(), data={"contact": json.dumps(contact)},
+                            files=[("files", ("virus.pdf", b"MZ\x90\x00 not a pdf", "application/pdf"))])
+    assert exe.status_code == 415 and exe.json()["errors"][0]["field"] == "files[0]"
+    big = await intake.post("/v1/contacts", headers=token(), data={"contact": json.dumps(contact)},
+                            files=[("files", ("big.pdf", PDF + b"0" * 300_000, "application/pdf"))])
+    assert big.status_code == 413
+    assert await db["contacts"].count_documents({}) == before
+    assert await db["attachments.files"].count_documents({"filename": {"$in": ["virus.pdf", "big.pdf"]}}) == 0
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    (front_desk(region="atlantis"), 422, "region"),
+    (front_desk(channel="pigeon"), 422, "channel"),
+    (front_desk(subject=""), 422, "subject"),
+    (front_desk(customer={"email": "not-an-email"}), 422, "customer.email"),
+    (front_desk(channel="letter"), 422, "letter_form"),
+    (front_desk(received_at="2026-03-01T09:30:00"), 422, "received_at"),
+])
+async def test_bad_input_names_the_field_and_stores_nothing(stack, intake, body, status, field):
+    db = intake.app.state.ctx.db
+    before = await db["contacts"].count_documents({})
+    r = await intake.post("/v1/contacts", json=body, headers=token())
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert any(field in e["field"] or field in e["message"] for e in r.json()["errors"]), r.json()
+    assert await db["contacts"].count_documents({}) == before
+
+
+async def test_an_oversized_body_gets_413(intake):
+    r = await intake.post("/v1/contacts", json=front_desk(body="长" * 600_000), headers=token())
+    assert r.status_code == 413
+
+
+async def test_a_contact_is_visible_only_to_staff_of_its_region(stack, intake):
+    r = await intake.post("/v1/contacts", json=front_desk(), headers=token())
+    contact_id = r.json()["contact_id"]
+    mine = await intake.get(f"/v1/contacts/{contact_id}", headers=token())
+    assert mine.status_code == 200 and mine.json()["body"].startswith("3栋1201")
+    other = await intake.get(f"/v1/contacts/{contact_id}", headers=token(regions=["beijing"]))
+    assert other.status_code == 403
+    refused = await intake.post("/v1/contacts", json=front_desk(), headers=token(regions=["beijing"]))
+    assert refused.status_code == 403
+
+
+PHONE_FORMATS = ["13800138000", "+86 138 0013 8000", "0086-138-0013-8000", "(+86)13800138000",
+                 "138-0013-8000", "＋８６　１３８００１３８０００"]
+
+
+async def test_callers_are_recognised_in_every_phone_format(stack, intake):
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    upsert = make_event("crm.partner.customer.upserted.v1", {
+        "customer_id": customer_id, "name": "陈明", "phones": ["138 0013 8000"], "email": "chen.ming@example.cn",
+        "preferred_language": "zh-CN", "consent": {"sms": True, "email": True, "letter": False},
+        "units": [{"project": "翠湖苑", "building": "5", "unit": "802"}]}, subject=customer_id)
+    r = await intake.post("/v1/partner-events", json=[json.loads(upsert.model_dump_json())],
+                          headers=token(roles=["partner"]))
+    assert r.status_code == 202, r.text
+    db = intake.app.state.ctx.db
+    await eventually(lambda: db["customers"].find_one({"_id": customer_id}), timeout=30)
+
+    for phone in PHONE_FORMATS:
+        r = await intake.post("/v1/contacts", headers=token(), json={
+            "channel": "hotline", "region": "shenzhen", "subject": "咨询交房时间",
+            "body": f"请问什么时候交房？来电 {phone}", "customer": {"phone": phone}})
+        [seen] = await received(stack, r.json()["contact_id"])
+        data = seen.json()["data"]
+        assert (data["customer_id"], data["customer_match"]) == (customer_id, "exact"), phone
+        assert data.get("reply_to") is None  # a known customer: no personal data in the event
+        # Filled in from the directory: the contact did not name the unit.
+        assert (data["project"], data["building"], data["unit"]) == ("翠湖苑", "5", "802")
+
+    by_name = await intake.post("/v1/contacts", headers=token(), json=front_desk(
+        customer={"name": "陈先生"}, project="翠湖苑", building="5", unit="802"))
+    [seen] = await received(stack, by_name.json()["contact_id"])
+    assert (seen.json()["data"]["customer_id"], seen.json()["data"]["customer_match"]) == (customer_id, "probable")
+
+
+async def test_near_identical_repeat_within_a_day_is_recorded_and_marked_duplicate(stack, intake):
+    phone = f"1390000{uuid.uuid4().int % 10000:04d}"
+    first = await intake.post("/v1/contacts", headers=token(), json=front_desk(customer={"phone": phone}))
+    second = await intake.post("/v1/contacts", headers=token(), json=front_desk(
+        customer={"phone": phone}, body=front_desk()["body"] + "！"))
+    assert first.json()["contact_id"] != second.json()["contact_id"]
+    [seen] = await received(stack, second.json()["contact_id"])
+    assert seen.json()["data"]["duplicate_of"] == first.json()["contact_id"]
+
+
+async def test_partner_gateway_refuses_an_invalid_event_and_publishes_none(stack, intake):
+    good = json.loads(make_event("crm.partner.unit.delivered.v1", {
+        "customer_id": "c1", "project": "p", "building": "1", "unit": "101",
+        "delivered_at": "2026-03-01T10:00:00+08:00", "fit_out": "bare"}).model_dump_json())
+    bad = dict(good, id=str(uuid.uuid4()))
+    bad.pop("region")
+    r = await intake.post("/v1/partner-events", json=[good, bad], headers=token(roles=["partner"]))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"].startswith("[1]")
+    with pytest.raises(AssertionError):
+        await wait_for_messages(stack.bootstrap, topics.PARTNER_UNITS, lambda s: s.json()["id"] == good["id"],
+                                timeout=2)
+
+
+async def test_an_emailed_letter_arrives_by_smtp(stack, intake, intake_settings):
+    message = EmailMessage()
+    message["From"] = "Zhao Lei <zhao.lei@example.cn>"
+    message["To"] = "shenzhen@letters.example.cn"
+    message["Subject"] = "关于车位产权的投诉"
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@example.cn>"
+    message.set_content("我对车位产权问题非常不满，销售时承诺的产权车位至今没有办理，要求给出书面答复。")
+    message.add_attachment(PDF, maintype="application", subtype="pdf", filename="contract.pdf")
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", intake_settings.smtp_port, timeout=10) as smtp:
+            smtp.send_message(message)
+
+    await asyncio.to_thread(send)
+    [seen] = await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS,
+                                     event_of_type(RECEIVED, source_ref=message["Message-ID"].strip("<>")),
+                                     timeout=30)
+    data = seen.json()["data"]
+    assert (data["channel"], data["letter_form"], data["kind_hint"]) == ("letter", "email", "complaint")
+    assert [a["filename"] for a in data["attachments"]] == ["contract.pdf"]
+
+
+async def test_channel_statistics_count_and_share_per_channel(stack, intake):
+    r = await intake.get("/v1/stats/channels", params={"region": "shenzhen"}, headers=token())
+    assert r.status_code == 200, r.text
+    rows = {row["channel"]: row for row in r.json()["channels"]}
+    assert set(rows) == {"hotline", "forum", "front_desk", "letter"}
+    assert rows["front_desk"]["count"] >= 3 and rows["hotline"]["count"] >= 1
+    assert abs(sum(row["share"] for row in rows.values()) - 1.0) < 0.01
+    assert r.json()["total"] == sum(row["count"] for row in rows.values())
+    other = await intake.get("/v1/stats/channels", params={"region": "beijing"}, headers=token())
+    assert other.status_code == 403

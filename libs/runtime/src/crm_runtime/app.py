@@ -50,7 +50,7 @@ class ServiceContext:
     registry: CollectorRegistry
     owner: str  # this replica's id, for leases and timers
     relay: OutboxRelay | None = None
-    timers: Timers | None = None
+    timers: Timers = None  # type: ignore[assignment]  # set by create_service_app
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for_kafka(self, timeout: float = 10.0) -> None:
@@ -95,6 +95,8 @@ def create_service_app(
     db = mongo[settings.database_name]
     ctx = ServiceContext(settings=settings, broker=broker, mongo=mongo, db=db, registry=registry,
                          owner=replica_id())
+    # Durable timers: a service registers its kinds with `ctx.timers.on(kind, handler)`.
+    ctx.timers = Timers(db["timers"], ctx.owner, poll_interval_s=settings.timer_poll_interval_s)
     wiring = wire(ctx)
 
     dead_letters = DeadLetters(broker, settings.service_name, Counter(
@@ -111,9 +113,9 @@ def create_service_app(
             Lease(db["leases"], "outbox-relay", ctx.owner, settings.lease_ttl_s),
             poll_interval_s=settings.outbox_poll_interval_s,
         )
-    if wiring.timer_handlers:
-        ctx.timers = Timers(db["timers"], ctx.owner, wiring.timer_handlers,
-                            poll_interval_s=settings.timer_poll_interval_s)
+    for kind, handler in wiring.timer_handlers.items():
+        ctx.timers.on(kind, handler)
+    timers = ctx.timers if ctx.timers.handlers else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,16 +132,16 @@ def create_service_app(
         # (health says unready) and connect in the background.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(ctx.kafka_connected.wait()), 15)
-        if ctx.timers:
-            await ctx.timers.start()
+        if timers:
+            await timers.start()
         try:
             yield
         finally:
             for hook in wiring.on_shutdown:
                 with contextlib.suppress(Exception):
                     await hook()
-            if ctx.timers:
-                await ctx.timers.stop()
+            if timers:
+                await timers.stop()
             if ctx.relay:
                 await ctx.relay.stop()
             broker_task.cancel()

@@ -6,6 +6,10 @@ can only make one document's write atomic. Each aggregate document therefore car
 `outbox: [...]` (the pending events, in order) and `outbox_pending: true` (a scalar flag
 the relay finds with an equality filter, which FerretDB pushes down to SQLite).
 
+Every write to such a document, the relay's included, goes through
+`crm_runtime.revisions.write_revision`, which serialises the writers of one document (on
+FerretDB too, whose updates are not atomic).
+
 Delivery is at-least-once: a relay killed between publishing and removing publishes
 again on restart, and consumers are idempotent on the event id.
 """
@@ -26,15 +30,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
+from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from crm_runtime.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
 PENDING = "outbox_pending"
 OUTBOX = "outbox"
-# Bumped with every append, so the relay removes only what it published: FerretDB 1.x
-# has no `$pull` by condition on sub-documents, but it has equality on a scalar.
-VERSION = "outbox_version"
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,12 @@ def with_outbox(update: dict[str, Any], events: Sequence[OutgoingEvent]) -> dict
     update = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
     update.setdefault("$push", {})[OUTBOX] = {"$each": outbox_entries(events)}
     update.setdefault("$set", {})[PENDING] = True
-    update.setdefault("$inc", {})[VERSION] = 1
     return update
 
 
 def new_document_with_outbox(document: dict[str, Any], events: Sequence[OutgoingEvent]) -> dict[str, Any]:
     """A document to insert, carrying the events its creation causes."""
-    return {**document, OUTBOX: outbox_entries(events), PENDING: bool(events), VERSION: 0}
+    return {**document, OUTBOX: outbox_entries(events), PENDING: bool(events), REV: 0}
 
 
 class OutboxRelay:
@@ -137,7 +138,7 @@ class OutboxRelay:
         """Publish one batch of pending documents; return how many events were published."""
         total = 0
         for collection in self.collections:
-            cursor = collection.find({PENDING: True}, {OUTBOX: 1, VERSION: 1}).limit(self.batch_size)
+            cursor = collection.find({PENDING: True}, {OUTBOX: 1, REV: 1}).limit(self.batch_size)
             async for doc in cursor:
                 total += await self._relay_document(collection, doc)
         return total
@@ -158,24 +159,22 @@ class OutboxRelay:
                 finally:
                     otel_context.detach(token)
             await asyncio.gather(*futures)
-        await self._remove_published(collection, doc["_id"], doc.get(VERSION, 0), len(entries))
+        await self._remove_published(collection, doc, {e["id"] for e in entries})
         self.published += len(entries)
         return len(entries)
 
-    async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any,
-                                version: int, count: int) -> None:
-        """Drop the first `count` entries, keeping any appended since they were read."""
-        remaining: list[dict[str, Any]] = []
-        for _ in range(10):
-            result = await collection.update_one(
-                {"_id": doc_id, VERSION: version},
-                {"$set": {OUTBOX: remaining, PENDING: bool(remaining)}})
-            if result.matched_count:
+    async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any],
+                                sent: set[str]) -> None:
+        """Drop the published entries, keeping any appended since they were read."""
+        for _ in range(20):
+            remaining = [e for e in doc.get(OUTBOX) or [] if e["id"] not in sent]
+            try:
+                await write_revision(collection, doc["_id"], doc.get(REV, 0),
+                                     {"$set": {OUTBOX: remaining, PENDING: bool(remaining)}})
                 return
-            # Appended to meanwhile: keep what came after the published entries.
-            current = await collection.find_one({"_id": doc_id}, {OUTBOX: 1, VERSION: 1})
-            if current is None:
-                return
-            version = current.get(VERSION, 0)
-            remaining = (current.get(OUTBOX) or [])[count:]
-        log.warning("outbox of %s kept changing; its published events stay until the next round", doc_id)
+            except RevisionConflict:
+                fresh = await collection.find_one({"_id": doc["_id"]}, {OUTBOX: 1, REV: 1})
+                if fresh is None:
+                    return
+                doc = fresh
+        log.warning("outbox of %s kept changing; its published events stay until the next round", doc["_id"])

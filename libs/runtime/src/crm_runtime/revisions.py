@@ -1,0 +1,68 @@
+"""Serialised writes to one document, on MongoDB and on FerretDB alike.
+
+FerretDB 1.x runs an update by reading the matching documents, applying the update in
+memory and writing each back whole by `_id`; the filter is not checked again at write
+time. Two writers of one document (an agent's action and the outbox relay, say) can
+therefore both pass a `{"rev": 7}` filter, and the second write silently undoes the
+first. A unique insert, though, is atomic there too.
+
+So every write to a document that several writers share first claims the document's
+next revision by inserting `<collection>/<id>@<rev+1>` into a claims collection. Only one
+writer can claim it; the others get `RevisionConflict`, reload and try again. A claim
+left by a writer that died between claiming and writing is broken after `stale_after`.
+On MongoDB the claim is redundant with the `rev` filter, and costs one insert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+REV = "rev"
+STALE_AFTER = timedelta(seconds=30)
+
+
+class RevisionConflict(Exception):
+    """Someone else wrote the document first: reload it and apply the change again."""
+
+
+def _claims(collection: AsyncCollection[dict[str, Any]]) -> AsyncCollection[dict[str, Any]]:
+    return collection.database["revision_claims"]
+
+
+async def write_revision(
+    collection: AsyncCollection[dict[str, Any]],
+    doc_id: Any,
+    expected_rev: int,
+    update: dict[str, Any],
+    *,
+    stale_after: timedelta = STALE_AFTER,
+) -> None:
+    """Apply `update` to the document if it is still at `expected_rev`, making it `rev+1`."""
+    claims = _claims(collection)
+    claim_id = f"{collection.name}/{doc_id}@{expected_rev + 1}"
+    now = datetime.now(UTC)
+    try:
+        await claims.insert_one({"_id": claim_id, "at": now})
+    except DuplicateKeyError:
+        held = await claims.find_one({"_id": claim_id})
+        current = await collection.find_one({"_id": doc_id}, {REV: 1})
+        stale = held is not None and held["at"] < now - stale_after
+        if not (stale and current is not None and current.get(REV, 0) == expected_rev):
+            raise RevisionConflict(doc_id) from None
+        # The claimer died before writing: break its claim, then claim it ourselves.
+        await claims.delete_one({"_id": claim_id, "at": held["at"]})
+        try:
+            await claims.insert_one({"_id": claim_id, "at": now})
+        except DuplicateKeyError:
+            raise RevisionConflict(doc_id) from None
+    update = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
+    update.setdefault("$set", {})[REV] = expected_rev + 1
+    result = await collection.update_one({"_id": doc_id, REV: expected_rev}, update)
+    if result.matched_count != 1:
+        raise RevisionConflict(doc_id)
+    # Claims older than the previous revision can no longer be contended.
+    await claims.delete_one({"_id": f"{collection.name}/{doc_id}@{expected_rev - 1}"})

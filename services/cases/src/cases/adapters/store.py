@@ -1,0 +1,202 @@
+"""Cases' MongoDB repositories: cases (state, timeline and outbox in one document), the
+contacts the service has seen, collective incidents, and case numbers.
+
+Queue queries use equality on scalar fields (FerretDB pushes those down to SQLite) and
+an index per filter; a case update is a compare-and-set on the case's `version`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_contracts.regions import case_number
+from crm_runtime.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
+from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from cases.domain.collective import ContactFact
+from cases.domain.procedure import Case
+from cases.domain.sla import next_due
+
+CASES = "cases"
+CONTACTS = "contacts"
+INCIDENTS = "incidents"
+COUNTERS = "counters"
+CASE_NUMBERS = "case_numbers"
+
+QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
+
+
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class ConcurrentUpdate(Exception):
+    """The case changed between reading and writing; the caller retries on fresh state."""
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    for field in (*QUEUE_FILTERS, "customer_id", "case_number", "sla_due_at", "is_open"):
+        await db[CASES].create_index([(field, ASCENDING)])
+    await db[CASES].create_index([("region", ASCENDING), ("sla_due_at", ASCENDING)])
+    await db[CONTACTS].create_index([("query_key", ASCENDING)])
+    await db[CONTACTS].create_index([("case_id", ASCENDING)])
+    await db[CASE_NUMBERS].create_index([("case_id", ASCENDING)])
+
+
+def case_document(case: Case) -> dict[str, Any]:
+    doc = case.to_dict()
+    doc["_id"] = doc["case_id"]
+    doc["is_open"] = case.is_open
+    # One scalar per case for the queue's "due first" order and the SLA timer; a case with
+    # no running clock sorts last (a sentinel, not null: null sorts first in MongoDB).
+    doc["sla_due_at"] = next_due(case.clocks) or NO_DEADLINE
+    return doc
+
+
+class CaseRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_write: Callable[[], None] | None = None):
+        self.collection = db[CASES]
+        self.numbers = db[CASE_NUMBERS]
+        self.counters = db[COUNTERS]
+        self.on_write = on_write
+
+    async def get(self, case_id_or_number: str) -> Case | None:
+        found = await self.get_with_rev(case_id_or_number)
+        return found[0] if found else None
+
+    async def get_with_rev(self, case_id_or_number: str) -> tuple[Case, int] | None:
+        """The case and the stored revision a write must start from."""
+        doc = await self.collection.find_one({"_id": case_id_or_number}, {"outbox": 0})
+        if doc is None:
+            doc = await self.collection.find_one({"case_number": case_id_or_number}, {"outbox": 0})
+        return (Case.from_dict(doc), int(doc.get(REV, 0))) if doc else None
+
+    async def exists(self, case_id: str) -> bool:
+        return await self.collection.find_one({"_id": case_id}, {"_id": 1}) is not None
+
+    async def insert(self, case: Case, events: list[OutgoingEvent]) -> bool:
+        try:
+            await self.collection.insert_one(new_document_with_outbox(case_document(case), events))
+        except DuplicateKeyError:
+            return False
+        self._written()
+        return True
+
+    async def save(self, case: Case, rev: int, events: list[OutgoingEvent]) -> None:
+        """Write the case and its events in one update, if nobody changed it since `rev`."""
+        doc = case_document(case)
+        doc.pop("_id")
+        try:
+            await write_revision(self.collection, case.case_id, rev, with_outbox({"$set": doc}, events))
+        except RevisionConflict as exc:
+            raise ConcurrentUpdate(case.case_id) from exc
+        self._written()
+
+    def _written(self) -> None:
+        if self.on_write:
+            self.on_write()
+
+    async def open_cases_of(self, customer_id: str) -> list[Case]:
+        cursor = self.collection.find({"customer_id": customer_id, "is_open": True}, {"outbox": 0})
+        return [Case.from_dict(d) async for d in cursor]
+
+    async def allocate_number(self, region: str, year: int, case_id: str) -> str:
+        """The next human-readable number of a region and year, unique across replicas.
+
+        The counter's $inc is a hint; the unique insert of the number decides (FerretDB's
+        updates are not atomic). A number once given to a case stays with it on retries.
+        """
+        existing = await self.numbers.find_one({"case_id": case_id})
+        if existing:
+            return str(existing["_id"])
+        while True:
+            counter = await self.counters.find_one_and_update(
+                {"_id": f"{region}:{year}"}, {"$inc": {"seq": 1}}, upsert=True,
+                return_document=ReturnDocument.AFTER)
+            number = case_number(region, year, int(counter["seq"]))
+            try:
+                await self.numbers.insert_one({"_id": number, "case_id": case_id})
+                return number
+            except DuplicateKeyError:
+                continue
+
+    async def queue(self, filters: dict[str, Any], *, regions: list[str] | None, due_before: datetime | None,
+                    after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+        if regions is not None and "region" not in query:
+            query["region"] = {"$in": regions}
+        if due_before is not None:
+            query["sla_due_at"] = {"$lte": due_before}
+        projection = {"timeline": 0, "outbox": 0, "body": 0, "clocks": 0, "applied_events": 0}
+        cursor = self.collection.find(query, projection).sort([("sla_due_at", ASCENDING), ("_id", ASCENDING)])
+        rows: list[dict[str, Any]] = []
+        async for doc in cursor:
+            if after is not None and not _after(doc, after):
+                continue
+            rows.append(doc)
+            if len(rows) >= limit:
+                break
+        return rows
+
+
+def _after(doc: dict[str, Any], cursor: tuple[datetime, str]) -> bool:
+    return (doc["sla_due_at"], doc["_id"]) > cursor
+
+
+class ContactLog:
+    """Every contact the service has seen, as a collective-detection fact and a pointer to
+    its case; consultations and praise wait here until staff answer or open a case."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
+        self.collection = db[CONTACTS]
+
+    async def get(self, contact_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": contact_id})
+
+    async def record(self, contact: dict[str, Any]) -> None:
+        await self.collection.update_one({"_id": contact["_id"]}, {"$setOnInsert": contact}, upsert=True)
+
+    async def set(self, contact_id: str, **fields: Any) -> None:
+        await self.collection.update_one({"_id": contact_id}, {"$set": fields})
+
+    async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:
+        cursor = self.collection.find({"query_key": query_key})
+        return [_fact(d) async for d in cursor if since <= d["received_at"] <= until]
+
+
+def _fact(d: dict[str, Any]) -> ContactFact:
+    return ContactFact(contact_id=d["_id"], received_at=d["received_at"], project=d.get("project"),
+                       category=d.get("category"), building=d.get("building"), customer_id=d.get("customer_id"),
+                       channel=d.get("channel"), mentions_media=bool(d.get("mentions_media")),
+                       case_id=d.get("case_id"))
+
+
+class IncidentRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_write: Callable[[], None] | None = None):
+        self.collection = db[INCIDENTS]
+        self.on_write = on_write
+
+    async def get(self, incident_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": incident_id}, {"outbox": 0})
+
+    async def upsert(self, incident: dict[str, Any], events: list[OutgoingEvent]) -> None:
+        incident_id = incident.pop("_id")
+        for _ in range(10):
+            existing = await self.collection.find_one({"_id": incident_id}, {REV: 1})
+            try:
+                if existing is None:
+                    await self.collection.insert_one(
+                        new_document_with_outbox({"_id": incident_id, **incident}, events))
+                else:
+                    await write_revision(self.collection, incident_id, int(existing.get(REV, 0)),
+                                         with_outbox({"$set": incident}, events))
+            except (DuplicateKeyError, RevisionConflict):
+                continue  # another contact of the same incident was written first: retry on it
+            if events and self.on_write:
+                self.on_write()
+            return
+        raise ConcurrentUpdate(incident_id)

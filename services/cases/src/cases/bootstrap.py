@@ -1,0 +1,83 @@
+"""Wiring of the cases service (`uvicorn --factory cases.bootstrap:create_app`).
+
+Nothing runs at import time: `create_app` builds the repositories, the procedure's
+configuration, the subscriptions, the SLA timers and the staff API.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from crm_runtime.app import ServiceContext, Wiring, create_service_app
+from fastapi import FastAPI
+
+from cases import handlers
+from cases.adapters import store
+from cases.domain.calendar import BusinessCalendar
+from cases.domain.collective import CollectiveRules
+from cases.domain.routing import Routing
+from cases.domain.severity import SeverityRules
+from cases.domain.sla import SlaPolicies
+from cases.entrypoints import http, kafka
+from cases.settings import CasesSettings
+
+DESCRIPTION = """The nine-step complaint procedure: cases opened from contacts, validated,
+classified (general / major / crisis), assessed, investigated, handled, replied to, closed
+with the customer's acceptance, visited again and turned into lessons; SLA clocks on each
+region's business calendar; collective incidents; the staff queue."""
+
+
+def build_services(ctx: ServiceContext, settings: CasesSettings) -> handlers.CaseServices:
+    default_rules = SeverityRules.default()
+
+    @cache
+    def calendar_for(region: str) -> BusinessCalendar:
+        config = settings.calendars.get(region)
+        return BusinessCalendar.from_config(config) if config else BusinessCalendar()
+
+    @cache
+    def severity_rules_for(region: str) -> SeverityRules:
+        override = settings.severity_overrides.get(region)
+        return default_rules.merged(override) if override else default_rules
+
+    return handlers.CaseServices(
+        cases=store.CaseRepository(ctx.db, on_write=ctx.notify_outbox),
+        contacts=store.ContactLog(ctx.db),
+        incidents=store.IncidentRepository(ctx.db, on_write=ctx.notify_outbox),
+        timers=ctx.timers,
+        routing=Routing.from_config(settings.routing),
+        policies=SlaPolicies.from_config(settings.sla_policies),
+        calendar_for=calendar_for,
+        severity_rules_for=severity_rules_for,
+        collective_rules=CollectiveRules(settings.collective_min_customers, settings.collective_crisis_customers,
+                                         timedelta(hours=settings.collective_window_hours)),
+        dissatisfied_return_visit=settings.dissatisfied_return_visit,
+    )
+
+
+def wire(settings: CasesSettings):
+    def _wire(ctx: ServiceContext) -> Wiring:
+        svc = build_services(ctx, settings)
+
+        async def on_sla_timer(timer: dict) -> None:
+            await handlers.on_sla_timer(svc, timer)
+
+        async def start_indexes() -> None:
+            await store.ensure_indexes(ctx.db)
+
+        return Wiring(
+            subscriptions=kafka.subscriptions(svc),
+            ignore_types=kafka.IGNORED_TYPES,
+            routers=[http.build_router(svc)],
+            outbox_collections=[store.CASES, store.INCIDENTS],
+            on_startup=[start_indexes],
+            timer_handlers={handlers.SLA_TIMER: on_sla_timer},
+        )
+
+    return _wire
+
+
+def create_app(settings: CasesSettings | None = None) -> FastAPI:
+    settings = settings or CasesSettings()
+    return create_service_app(settings, title="CRM cases", description=DESCRIPTION, wire=wire(settings))

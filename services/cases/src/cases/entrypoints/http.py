@@ -1,0 +1,292 @@
+"""The staff API of cases: the queue, a case with its timeline, and one POST per step of
+the procedure. Every request is scoped to the regions in the caller's token."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from crm_runtime.auth import Principal, ensure_region, require_roles
+from crm_runtime.problems import Problem
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from cases import handlers
+from cases.adapters.store import NO_DEADLINE, ConcurrentUpdate
+from cases.domain.procedure import SUPERVISOR_ACTIONS, Case, ChecklistIncomplete, DomainError, IllegalTransition
+
+READERS = ("agent", "supervisor", "region_admin", "auditor")
+STAFF = ("agent", "supervisor", "region_admin")
+SUPERVISORS = ("supervisor", "region_admin")
+
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Validate(BaseModel):
+    outcome: Literal["valid", "invalid", "consultation"]
+    explanation: Text = Field(description="What the customer is told (required for invalid/consultation).")
+
+
+class Classify(BaseModel):
+    severity: Literal["general", "major", "crisis"]
+    category: Literal["engineering_quality", "sales_service", "customer_service", "property_management",
+                      "design", "other"]
+    procedure: str | None = None
+    reason: str | None = Field(None, max_length=2000, description="Needed when lowering the proposed severity.")
+
+
+class OverrideSeverity(BaseModel):
+    severity: Literal["general", "major", "crisis"]
+    reason: Text
+
+
+class Assess(BaseModel):
+    nature: Text
+    influence: Text
+    notes: str | None = None
+
+
+class Assign(BaseModel):
+    department: Text
+    assignee: str | None = None
+
+
+class Reassign(BaseModel):
+    department: Text
+    assignee: str | None = None
+    reason: Text
+
+
+class Findings(BaseModel):
+    responsible_department: Text
+    root_cause: Text
+    written_findings: Text
+    responsible_post: str | None = None
+    responsible_person: str | None = None
+    evidence_attachment_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class Opinion(BaseModel):
+    opinion: Text
+
+
+class Handling(BaseModel):
+    plan: str | None = Field(None, max_length=4000)
+
+
+class Progress(BaseModel):
+    message_to_customer: Text = Field(description="Shown to the customer; counts for reply timeliness.")
+
+
+class Resolve(BaseModel):
+    summary: Text
+
+
+class Confirmation(BaseModel):
+    accepted: bool
+    comment: str | None = Field(None, max_length=4000)
+
+
+class Note(BaseModel):
+    note: str | None = Field(None, max_length=4000)
+
+
+class Reason(BaseModel):
+    reason: Text
+
+
+class Lesson(BaseModel):
+    root_cause: Text
+    responsible_department: Text
+    improvement: Text
+
+
+class Escalate(BaseModel):
+    reason: Text
+    to: str = "supervisor"
+
+
+class Empty(BaseModel):
+    pass
+
+
+Apply = Callable[[Case, Any, str, datetime], None]
+
+# path -> (domain action name, request model, how to run it on the case)
+ACTIONS: dict[str, tuple[str, type[BaseModel], Apply]] = {
+    "validate": ("validate", Validate, lambda c, b, a, t: c.validate(b.outcome, b.explanation, actor=a, at=t)),
+    "classify": ("classify", Classify, lambda c, b, a, t: c.classify(
+        b.severity, b.category, procedure=b.procedure, reason=b.reason, actor=a, at=t)),
+    "override-severity": ("override_severity", OverrideSeverity,
+                          lambda c, b, a, t: c.override_severity(b.severity, reason=b.reason, actor=a, at=t)),
+    "assess": ("assess", Assess, lambda c, b, a, t: c.assess(b.nature, b.influence, notes=b.notes, actor=a, at=t)),
+    "assign": ("assign", Assign, lambda c, b, a, t: c.assign(b.department, b.assignee, actor=a, at=t)),
+    "reassign": ("reassign", Reassign,
+                 lambda c, b, a, t: c.reassign(b.department, b.assignee, reason=b.reason, actor=a, at=t)),
+    "start-investigation": ("start_investigation", Empty, lambda c, b, a, t: c.start_investigation(actor=a, at=t)),
+    "findings": ("record_findings", Findings, lambda c, b, a, t: c.record_findings(
+        responsible_department=b.responsible_department, root_cause=b.root_cause,
+        written_findings=b.written_findings, responsible_post=b.responsible_post,
+        responsible_person=b.responsible_person, evidence_attachment_ids=b.evidence_attachment_ids,
+        actor=a, at=t)),
+    "legal-opinion": ("record_legal_opinion", Opinion,
+                      lambda c, b, a, t: c.record_legal_opinion(b.opinion, actor=a, at=t)),
+    "start-handling": ("start_handling", Handling, lambda c, b, a, t: c.start_handling(plan=b.plan, actor=a, at=t)),
+    "progress": ("report_progress", Progress,
+                 lambda c, b, a, t: c.report_progress(b.message_to_customer, actor=a, at=t)),
+    "resolve": ("resolve", Resolve, lambda c, b, a, t: c.resolve(b.summary, actor=a, at=t)),
+    "customer-confirmation": ("confirm_by_customer", Confirmation,
+                              lambda c, b, a, t: c.confirm_by_customer(b.accepted, comment=b.comment, actor=a, at=t)),
+    "department-approval": ("approve_by_department", Note,
+                            lambda c, b, a, t: c.approve_by_department(note=b.note, actor=a, at=t)),
+    "close": ("close", Empty, lambda c, b, a, t: c.close(actor=a, at=t)),
+    "force-close": ("force_close", Reason, lambda c, b, a, t: c.force_close(b.reason, actor=a, at=t)),
+    "reopen": ("reopen", Reason, lambda c, b, a, t: c.reopen(b.reason, actor=a, at=t)),
+    "lesson": ("record_lesson", Lesson, lambda c, b, a, t: c.record_lesson(
+        root_cause=b.root_cause, responsible_department=b.responsible_department, improvement=b.improvement,
+        actor=a, at=t)),
+    "escalate": ("escalate", Escalate, lambda c, b, a, t: c.escalate(b.reason, to=b.to, actor=a, at=t)),
+    "wait-for-customer": ("wait_for_customer", Reason,
+                          lambda c, b, a, t: c.wait_for_customer(b.reason, actor=a, at=t)),
+    "customer-responded": ("customer_responded", Note,
+                           lambda c, b, a, t: c.customer_responded(message=b.note, actor=a, at=t)),
+    "on-site-response": ("record_on_site_response", Note,
+                         lambda c, b, a, t: c.record_on_site_response(actor=a, at=t)),
+}
+
+
+def case_view(case: Case) -> dict[str, Any]:
+    doc = case.to_dict()
+    doc["allowed_actions"] = case.allowed_actions()
+    doc["closure_checklist"] = case.closure_checklist()
+    return _jsonable(doc)
+
+
+def queue_row(doc: dict[str, Any]) -> dict[str, Any]:
+    keep = ("case_id", "case_number", "region", "status", "severity", "category", "department", "assignee",
+            "customer_id", "project", "building", "unit", "channel", "subject", "opened_at", "sla_due_at",
+            "waiting_for_customer", "collective_incident_id")
+    row = {k: doc.get(k) for k in keep}
+    if row["sla_due_at"] == NO_DEADLINE:
+        row["sla_due_at"] = None
+    return _jsonable(row)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _encode_cursor(doc: dict[str, Any]) -> str:
+    raw = json.dumps([doc["sla_due_at"].isoformat(), doc["_id"]])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        due, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(due), str(case_id)
+    except (ValueError, TypeError) as exc:
+        raise Problem(422, "Invalid request", "The cursor is not one this API gave out.", field="cursor") from exc
+
+
+def domain_problem(exc: DomainError) -> Problem:
+    if isinstance(exc, IllegalTransition):
+        return Problem(409, "Not allowed now", str(exc), field=getattr(exc, "field", None) or "status")
+    if isinstance(exc, ChecklistIncomplete):
+        return Problem(409, "Closure checklist incomplete", str(exc), field="status",
+                       missing=list(getattr(exc, "missing", [])))
+    return Problem(422, "Refused", str(exc), field=getattr(exc, "field", None))
+
+
+def build_router(svc: handlers.CaseServices) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["cases"])
+
+    @router.get("/cases", summary="The queue: cases of your regions, due first")
+    async def queue(
+        principal: Annotated[Principal, Depends(require_roles(*READERS))],
+        region: str | None = None,
+        status: str | None = None,
+        severity: Literal["general", "major", "crisis"] | None = None,
+        category: str | None = None,
+        department: str | None = None,
+        assignee: str | None = None,
+        sla_due_before: Annotated[AwareDatetime | None, Query()] = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        if region is not None:
+            ensure_region(principal, region, action="read queue")
+        rows = await svc.cases.queue(
+            {"region": region, "status": status, "severity": severity, "category": category,
+             "department": department, "assignee": assignee},
+            regions=principal.region_filter(), due_before=sla_due_before,
+            after=_decode_cursor(cursor) if cursor else None, limit=limit + 1)
+        page, more = rows[:limit], len(rows) > limit
+        return {"items": [queue_row(d) for d in page],
+                "next_cursor": _encode_cursor(page[-1]) if more and page else None}
+
+    async def load(case_id: str, principal: Principal, action: str) -> Case:
+        case = await svc.cases.get(case_id)
+        if case is None:
+            raise Problem(404, "Not found", f"No case {case_id}.")
+        ensure_region(principal, case.region, action=action)
+        return case
+
+    @router.get("/cases/{case_id}", summary="A case (by id or case number) with its timeline")
+    async def detail(case_id: str, principal: Annotated[Principal, Depends(require_roles(*READERS))]) -> dict:
+        return case_view(await load(case_id, principal, "read case"))
+
+    def add_action(path: str, action: str, model: type[BaseModel], apply: Apply) -> None:
+        roles = SUPERVISORS if action in SUPERVISOR_ACTIONS else STAFF
+
+        async def run(case_id: str, body: Any, principal: Any) -> dict:
+            case = await load(case_id, principal, action)
+            at = svc.now()
+            try:
+                updated = await handlers.act_on_case(
+                    svc, case.case_id, lambda c: apply(c, body, principal.subject, at))
+            except DomainError as exc:
+                raise domain_problem(exc) from exc
+            except ConcurrentUpdate as exc:
+                raise Problem(409, "Changed meanwhile", "The case changed; reload and retry.") from exc
+            return case_view(updated)
+
+        run.__name__ = f"case_{action}"
+        # Real objects, not strings: the model and roles differ per generated route.
+        run.__annotations__ = {"case_id": str, "body": model,
+                               "principal": Annotated[Principal, Depends(require_roles(*roles))],
+                               "return": dict}
+        router.add_api_route(f"/cases/{{case_id}}/{path}", run, methods=["POST"],
+                             summary=f"{action.replace('_', ' ').capitalize()}"
+                                     + (" (supervisors)" if action in SUPERVISOR_ACTIONS else ""))
+
+    for path, (action, model, apply) in ACTIONS.items():
+        add_action(path, action, model, apply)
+
+    @router.post("/contacts/{contact_id}/open-case", tags=["contacts"],
+                 summary="Open a case from a consultation, suggestion or praise (staff decision)")
+    async def open_from_contact(contact_id: str,
+                                principal: Annotated[Principal, Depends(require_roles(*STAFF))]) -> dict:
+        contact = await svc.contacts.get(contact_id)
+        if contact is None:
+            raise Problem(404, "Not found", f"No contact {contact_id}.")
+        ensure_region(principal, contact["region"], action="open case")
+        if contact.get("case_id"):
+            raise Problem(409, "Already a case", f"Contact {contact_id} belongs to case {contact['case_id']}.")
+        case_id = await handlers.open_case_from_contact(
+            svc, {**contact, "contact_id": contact_id}, actor=principal.subject)
+        await svc.contacts.set(contact_id, case_id=case_id)
+        case = await svc.cases.get(case_id)
+        assert case is not None
+        return case_view(case)
+
+    return router

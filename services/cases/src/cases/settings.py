@@ -1,0 +1,34 @@
+"""Cases settings: the shared ones plus the procedure's configuration (JSON in env vars,
+or a mounted file in production)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crm_runtime.settings import ServiceSettings
+from pydantic import Field, field_validator
+
+
+class CasesSettings(ServiceSettings):
+    service_name: str = "cases"
+
+    # (region, category) -> department/assignee; see cases.domain.routing.Routing.from_config.
+    routing: dict[str, Any] = Field(default_factory=dict, validation_alias="CRM_CASES_ROUTING")
+    # SLA targets per severity and region; see cases.domain.sla.SlaPolicies.from_config.
+    sla_policies: dict[str, Any] = Field(default_factory=dict, validation_alias="CRM_CASES_SLA")
+    # Region calendars: {"shenzhen": {"extra_holidays": ["2026-06-01"], "extra_workdays": [...],
+    #                    "working_hours": ["09:00", "18:00"]}}
+    calendars: dict[str, Any] = Field(default_factory=dict, validation_alias="CRM_CASES_CALENDARS")
+    # Severity keyword edits per region; see cases.domain.severity.SeverityRules.merged.
+    severity_overrides: dict[str, Any] = Field(default_factory=dict, validation_alias="CRM_CASES_SEVERITY_RULES")
+    collective_min_customers: int = Field(5, validation_alias="CRM_CASES_COLLECTIVE_MIN_CUSTOMERS")
+    collective_crisis_customers: int = Field(20, validation_alias="CRM_CASES_COLLECTIVE_CRISIS_CUSTOMERS")
+    collective_window_hours: float = Field(24, validation_alias="CRM_CASES_COLLECTIVE_WINDOW_HOURS")
+    # A dissatisfied return visit (score 1 or 2): "reopen" the case or open a "follow_up" case.
+    dissatisfied_return_visit: str = Field("reopen", validation_alias="CRM_CASES_DISSATISFIED_RETURN_VISIT")
+
+    @field_validator("routing", "sla_policies", "calendars", "severity_overrides", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     def database_name(self) -> str:
         return f"crm_{self.service_name}{self.database_suffix}"
 
+    # One consumer group per service; another group is for a side-by-side copy (tests, replays).
+    consumer_group_override: str | None = Field(None, validation_alias="CRM_CONSUMER_GROUP")
+
     @property
     def consumer_group(self) -> str:
-        return f"crm-{self.service_name}"
+        return self.consumer_group_override or f"crm-{self.service_name}"

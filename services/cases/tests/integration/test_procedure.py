@@ -248,3 +248,19 @@ async def test_a_dissatisfied_return_visit_reopens_the_case(stack, cases):
     await produce(stack.bootstrap, topics.SURVEYS_SURVEYS, survey)
     [reopened] = await events_of(stack, case["case_id"], "reopened.v1")
     assert "dissatisfied" in reopened.json()["data"]["reason"]
+
+
+async def test_an_sla_clock_survives_a_restart(stack):
+    from crm_runtime.testing import unique_suffix
+
+    suffix = unique_suffix()
+    settings = cases_settings(stack, suffix).model_copy(update={"consumer_group_override": f"crm-cases{suffix}"})
+    headers = token(roles=["supervisor"], regions=["tianjin"])
+    async with running_app(create_app(settings)) as first:
+        sent = await send_contact(stack, region="tianjin")
+        case = await case_for(first, sent["contact_id"], headers=headers)
+    # Nothing runs while the clock passes its due time.
+    await asyncio.sleep(3)
+    async with running_app(create_app(settings)):
+        [breach] = await events_of(stack, case["case_id"], "sla-breached.v1")
+        assert breach.json()["data"]["clock"] == "first_reply"

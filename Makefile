@@ -36,7 +36,6 @@ test-unit: install ## Only the fast tests that need no servers
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/contracts/src libs/runtime/src
 
 fmt: install ## Format and fix what ruff can

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from crm_contracts.topics import dlq_topic
+from crm_devstack.topics import ensure_topics
 from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
 from crm_runtime.mongo import create_client
 from crm_runtime.redrive import redrive
 from crm_runtime.testing import eventually, make_event, produce, wait_for_messages
-from crm_devstack.topics import ensure_topics
 
 pytestmark = pytest.mark.stack
 

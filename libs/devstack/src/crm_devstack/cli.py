@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 from crm_contracts.topics import ALL_TOPICS
-
 from crm_devstack import servers
 from crm_devstack.topics import ensure_topics_sync
 

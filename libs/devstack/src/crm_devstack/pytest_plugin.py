@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from crm_devstack import servers
 
 
@@ -118,7 +117,6 @@ def stack() -> Iterator[Stack]:
     """The real Kafka and MongoDB-protocol servers for this test session."""
     started = start_stack()
     from crm_contracts.topics import ALL_TOPICS
-
     from crm_devstack.topics import ensure_topics_sync
 
     ensure_topics_sync(started.bootstrap, ALL_TOPICS)

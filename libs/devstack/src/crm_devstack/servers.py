@@ -213,7 +213,7 @@ class FerretDBServer:
 
 
 def start(command: list[str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     # A new session so a test can kill the server and everything it spawned.
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -9,7 +9,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 
-async def ensure_topics(bootstrap: str, topics: list[str] | tuple[str, ...], partitions: int | None = None) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, topics: list[str] | tuple[str, ...], partitions: int | None = None
+) -> list[str]:
     """Create the topics that do not exist yet; return the ones created."""
     partitions = partitions or int(os.environ.get("CRM_TOPIC_PARTITIONS", "6"))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -29,5 +31,7 @@ async def ensure_topics(bootstrap: str, topics: list[str] | tuple[str, ...], par
         await admin.close()
 
 
-def ensure_topics_sync(bootstrap: str, topics: list[str] | tuple[str, ...], partitions: int | None = None) -> list[str]:
+def ensure_topics_sync(
+    bootstrap: str, topics: list[str] | tuple[str, ...], partitions: int | None = None
+) -> list[str]:
     return asyncio.run(ensure_topics(bootstrap, topics, partitions))

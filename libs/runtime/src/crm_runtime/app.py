@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_runtime.auth import TokenVerifier
 from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
-from crm_runtime.leases import Lease, Timers, TimerHandler, replica_id
+from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import OutboxRelay

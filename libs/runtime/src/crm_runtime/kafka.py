@@ -167,7 +167,8 @@ def subscribe(
     ignored = set(ignore_types)
 
     async def consume(msg: KafkaMessage) -> None:
-        body: bytes = msg.raw_message.value or b""
+        record: Any = msg.raw_message  # one ConsumerRecord: this subscriber is not a batch one
+        body: bytes = record.value or b""
         if len(body) > MAX_EVENT_BYTES:
             await dead_letters.send(
                 msg, f"contract: message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",

@@ -51,7 +51,7 @@ async def write_revision(
         held = await claims.find_one({"_id": claim_id})
         current = await collection.find_one({"_id": doc_id}, {REV: 1})
         stale = held is not None and held["at"] < now - stale_after
-        if not (stale and current is not None and current.get(REV, 0) == expected_rev):
+        if held is None or not (stale and current is not None and current.get(REV, 0) == expected_rev):
             raise RevisionConflict(doc_id) from None
         # The claimer died before writing: break its claim, then claim it ourselves.
         await claims.delete_one({"_id": claim_id, "at": held["at"]})

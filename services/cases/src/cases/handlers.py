@@ -19,8 +19,8 @@ from crm_contracts import topics
 from crm_contracts.envelope import new_event
 from crm_contracts.events.intake import ContactReceived
 from crm_contracts.events.surveys import SurveyCompleted
-from crm_runtime.outbox import OutgoingEvent
 from crm_runtime.leases import Timers
+from crm_runtime.outbox import OutgoingEvent
 
 from cases.adapters.store import (
     NO_DEADLINE,
@@ -265,7 +265,8 @@ async def on_survey_completed(svc: CaseServices, data: SurveyCompleted) -> None:
         contact = {"contact_id": f"survey:{data.survey_id}", "region": original.region,
                    "customer_id": original.customer_id, "channel": original.channel,
                    "project": original.project, "building": original.building, "unit": original.unit,
-                   "kind_hint": "complaint", "subject": f"回访不满意 / Dissatisfied return visit: {original.case_number}",
+                   "kind_hint": "complaint",
+                   "subject": f"回访不满意 / Dissatisfied return visit: {original.case_number}",
                    "body": reason, "received_at": data.completed_at}
         await open_case_from_contact(svc, contact)
         return

@@ -4,12 +4,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from cases.bootstrap import create_app
+from cases.settings import CasesSettings
 from crm_contracts import topics
 from crm_runtime.auth import issue_token
 from crm_runtime.testing import make_event, produce, running_app, unique_suffix
-
-from cases.bootstrap import create_app
-from cases.settings import CasesSettings
 
 JWT_SECRET = "cases-tests-secret-of-at-least-32-bytes"
 # Tianjin's first reply is due after 2 s of calendar time, so a breach happens in a test.

@@ -9,11 +9,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from crm_contracts import topics
-from crm_runtime.testing import eventually, event_of_type, make_event, produce, running_app, wait_for_messages
-
 from cases.bootstrap import create_app
 from cases.handlers import case_id_for
+from crm_contracts import topics
+from crm_runtime.testing import event_of_type, eventually, make_event, produce, running_app, wait_for_messages
 
 from .conftest import cases_settings, send_contact, token
 

@@ -97,7 +97,8 @@ def build_router(deps: IntakeDeps) -> APIRouter:
                     "`files` parts (PDF, JPEG, PNG, TIFF scans) for letters. A repeated "
                     "`Idempotency-Key` or `channel`+`source_ref` returns the first contact_id.",
         openapi_extra={"requestBody": {"content": {
-            "application/json": {"schema": ContactCreate.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "application/json": {
+                "schema": ContactCreate.model_json_schema(ref_template="#/components/schemas/{model}")},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "contact": {"type": "string", "description": "ContactCreate as JSON"},
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},

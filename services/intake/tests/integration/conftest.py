@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 from crm_runtime.auth import issue_token
 from crm_runtime.testing import running_app, unique_suffix
-
 from intake.bootstrap import create_app
 from intake.settings import IntakeSettings
 

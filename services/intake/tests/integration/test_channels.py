@@ -12,8 +12,7 @@ from email.message import EmailMessage
 
 import pytest
 from crm_contracts import topics
-from crm_runtime.testing import eventually, event_of_type, make_event, produce, wait_for_messages
-
+from crm_runtime.testing import event_of_type, eventually, make_event, produce, wait_for_messages
 from intake.entrypoints.http import forum_signature
 
 from .conftest import FORUM_SECRET, token

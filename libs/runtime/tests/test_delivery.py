@@ -171,3 +171,45 @@ async def test_malformed_input_goes_to_the_dead_letter_topic_and_the_consumer_go
     assert dead.headers["crm-dlq-error"].startswith("contract:")
     assert reason.lower() in dead.headers["crm-dlq-error"].lower()
     assert dead.value == value
+
+
+async def test_a_batch_subscription_applies_the_good_events_and_dead_letters_the_bad_one(stack):
+    from crm_runtime.kafka import BatchSubscription, subscribe_batch
+
+    service = f"test{uuid.uuid4().hex[:6]}"
+    topic = f"test.batch.{service}"
+    await ensure_topics(stack.bootstrap, [topic, dlq_topic(service)], partitions=1)
+    applied: list[str] = []
+    batches: list[int] = []
+
+    async def on_calls(batch) -> None:
+        batches.append(len(batch))
+        if any(data.call_id == "poison" for _, data in batch):
+            raise RuntimeError("poison in the batch")
+        applied.extend(data.call_id for _, data in batch)
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n in range(200):
+            call_id = "poison" if n == 57 else f"call-{n}"
+            await producer.send(topic, call_event(n, call_id=call_id).model_dump_json().encode(), key=b"k")
+        await producer.send(topic, b"{not json", key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    broker = create_broker(stack.bootstrap, service=service)
+    subscribe_batch(broker, BatchSubscription(topic, (CALL,), on_calls, max_records=100),
+                    group_id=f"crm-{service}", dead_letters=DeadLetters(broker, service),
+                    policy=DeliveryPolicy(max_attempts=2, backoff_s=0.01))
+    await broker.start()
+    try:
+        await eventually(lambda: len(applied) >= 199, timeout=30)
+        dead = await wait_for_messages(stack.bootstrap, dlq_topic(service), lambda s: True, count=2)
+    finally:
+        await broker.stop()
+    assert sorted(applied) == sorted(f"call-{n}" for n in range(200) if n != 57)
+    assert max(batches) > 1  # it really took batches
+    reasons = sorted(d.headers["crm-dlq-error"] for d in dead)
+    assert reasons[0].startswith("RuntimeError: poison") and reasons[1].startswith("contract:")

@@ -27,7 +27,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_runtime.auth import TokenVerifier
-from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
+from crm_runtime.kafka import (
+    BatchSubscription,
+    DeadLetters,
+    DeliveryPolicy,
+    Subscription,
+    create_broker,
+    subscribe,
+    subscribe_batch,
+)
 from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
 from crm_runtime.mongo import create_client
@@ -69,6 +77,7 @@ class ServiceContext:
 @dataclass
 class Wiring:
     subscriptions: Sequence[Subscription] = ()
+    batch_subscriptions: Sequence[BatchSubscription] = ()
     routers: Sequence[APIRouter] = ()
     outbox_collections: Sequence[str] = ()
     timer_handlers: dict[str, TimerHandler] = field(default_factory=dict)
@@ -106,6 +115,9 @@ def create_service_app(
     for subscription in wiring.subscriptions:
         subscribe(broker, subscription, group_id=settings.consumer_group,
                   dead_letters=dead_letters, policy=policy, ignore_types=wiring.ignore_types)
+    for batch_subscription in wiring.batch_subscriptions:
+        subscribe_batch(broker, batch_subscription, group_id=settings.consumer_group,
+                        dead_letters=dead_letters, policy=policy)
 
     if wiring.outbox_collections:
         ctx.relay = OutboxRelay(

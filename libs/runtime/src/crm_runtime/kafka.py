@@ -121,7 +121,9 @@ class DeadLetters:
         self.metrics = metrics
 
     async def send(self, msg: Any, reason: str, attempts: int) -> None:
-        record = msg.raw_message
+        await self.send_record(msg.raw_message, reason, attempts)
+
+    async def send_record(self, record: Any, reason: str, attempts: int) -> None:
         headers = {
             "crm-dlq-original-topic": record.topic,
             "crm-dlq-original-partition": str(record.partition),
@@ -201,6 +203,97 @@ def subscribe(
 
 async def _raw_decoder(msg: Any) -> bytes:
     return msg.body
+
+
+BatchHandler = Callable[[list[tuple[CloudEvent, Any]]], Awaitable[None]]
+
+
+@dataclass
+class BatchSubscription:
+    """A high-volume topic handled in batches (a region's whole customer archive arriving
+    at once): one store round trip per batch instead of per event."""
+
+    topic: str
+    event_types: tuple[str, ...]
+    handler: BatchHandler
+    max_records: int = 500
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    subscription: BatchSubscription,
+    *,
+    group_id: str,
+    dead_letters: DeadLetters,
+    policy: DeliveryPolicy,
+) -> None:
+    """Like `subscribe`, a batch at a time; offsets are committed after the whole batch.
+
+    Contract violations are dead-lettered one by one. A batch whose handler keeps failing
+    is retried event by event, so one poison event is dead-lettered and the rest applied;
+    the handler must therefore be idempotent per event, as every handler is.
+    """
+    for type_ in subscription.event_types:
+        spec_for(type_)
+
+    async def consume(msg: KafkaMessage) -> None:
+        records: Any = msg.raw_message
+        batch: list[tuple[CloudEvent, Any, Any]] = []
+        for record in records if isinstance(records, tuple) else (records,):
+            body = record.value or b""
+            if len(body) > MAX_EVENT_BYTES:
+                await dead_letters.send_record(
+                    record, f"contract: message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", 1)
+                continue
+            try:
+                event, data = parse_event(body)
+            except ContractError as exc:
+                await dead_letters.send_record(record, f"contract: {exc}", 1)
+                continue
+            if event.type in subscription.event_types:
+                batch.append((event, data, record))
+        if not batch:
+            return
+        try:
+            await _with_retries(lambda: subscription.handler([(e, d) for e, d, _ in batch]), policy)
+            return
+        except Exception:
+            log.warning("batch of %d failed; applying its events one by one", len(batch))
+        for event, data, record in batch:
+            try:
+                await _with_retries(lambda e=event, d=data: subscription.handler([(e, d)]), policy)
+            except PermanentError as exc:
+                await dead_letters.send_record(record, f"rejected: {exc}", 1)
+            except Exception as exc:
+                await dead_letters.send_record(record, f"{type(exc).__name__}: {exc}", policy.max_attempts)
+
+    broker.subscriber(
+        subscription.topic,
+        group_id=group_id,
+        batch=True,
+        max_records=subscription.max_records,
+        batch_timeout_ms=200,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        decoder=_raw_decoder,
+        title=f"{group_id}:{subscription.topic}:batch",
+    )(consume)
+
+
+async def _with_retries(action: Callable[[], Awaitable[None]], policy: DeliveryPolicy) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await action()
+            return
+        except PermanentError:
+            raise
+        except Exception:
+            if attempt >= policy.max_attempts:
+                raise
+            await asyncio.sleep(policy.backoff_s * (2 ** (attempt - 1)))
 
 
 async def _run_with_retries(

@@ -64,6 +64,7 @@ def wire(settings: IntakeSettings):
 
         return Wiring(
             subscriptions=kafka.subscriptions(deps),
+            batch_subscriptions=kafka.batch_subscriptions(deps),
             routers=[http.build_router(deps)],
             outbox_collections=[store.CONTACTS],
             on_startup=[start_indexes, start_smtp],

@@ -84,7 +84,8 @@ class Directory(Protocol):
     async def candidates(self, keys: list[str]) -> list[DirectoryEntry]: ...
     async def get(self, customer_id: str) -> DirectoryEntry | None: ...
     async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None: ...
-    async def merge_provisional(self, entry: DirectoryEntry) -> list[str]: ...
+    async def save_many(self, entries: list[DirectoryEntry]) -> None: ...
+    async def merge_provisional_many(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]: ...
 
 
 class UnknownRegion(ValueError):
@@ -193,16 +194,20 @@ def from_forum_post(data: ForumPostPublished, region: str) -> ReceiveContact:
 # ------------------------------------------------------------------ customer directory
 
 
-async def upsert_customer(data: CustomerUpserted, region: str, *, directory: Directory,
-                          event_id: str) -> list[str]:
-    """Keep the directory current from the partner's customer archive; a matching
-    provisional customer is merged into the real one. Returns merged provisional ids."""
-    entry = DirectoryEntry.build(
+def directory_entry(data: CustomerUpserted, region: str) -> DirectoryEntry:
+    return DirectoryEntry.build(
         data.customer_id, region, names=[data.name], phones=data.phones, emails=[data.email],
         units=[(u.project, u.building, u.unit) for u in data.units],
     )
-    await directory.save(entry, event_id=event_id)
-    return await directory.merge_provisional(entry)
+
+
+async def upsert_customers(batch: list[tuple[CustomerUpserted, str]], *, directory: Directory) -> dict[str, list[str]]:
+    """Keep the directory current from the partner's customer archive, a batch at a time;
+    provisional customers with the same phone or e-mail are merged into the real ones.
+    Returns real customer id -> merged provisional ids."""
+    entries = [directory_entry(data, region) for data, region in batch]
+    await directory.save_many(entries)
+    return await directory.merge_provisional_many(entries)
 
 
 async def record_unit(data: UnitDelivered | OccupancyChanged, region: str, *, directory: Directory,

@@ -70,6 +70,17 @@ class MongoContactStore:
         return ChannelStats(counts)
 
 
+PROVISIONAL_PREFIX = "prov-"
+
+
+async def _insert_ignoring_duplicates(collection: Any, docs: list[dict[str, Any]]) -> None:
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+            raise
+
+
 class MongoDirectory:
     """The customer directory: one document per customer plus one per lookup key
     (`phone:…`, `email:…`, `name-unit:…`) so recognition is a few equality reads."""
@@ -108,42 +119,56 @@ class MongoDirectory:
             "provisional": entry.provisional, "merged_into": None,
         }
 
-    async def _save_keys(self, entries: list[DirectoryEntry]) -> None:
-        # A key document's content follows from its _id, so "insert unless present" is an
-        # upsert; FerretDB 1.x answers bulk updates in a shape PyMongo cannot read.
-        docs = [{"_id": f"{key}|{e.customer_id}", "key": key, "customer_id": e.customer_id}
-                for e in entries for key in e.lookup_keys()]
-        if docs:
-            try:
-                await self.keys.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-                    raise
-        for e in entries:
-            await self.keys.delete_many({"customer_id": e.customer_id, "key": {"$nin": e.lookup_keys()}})
-
     async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
-        await self.customers.update_one({"_id": entry.customer_id}, {"$set": self._document(entry)}, upsert=True)
-        await self._save_keys([entry])
+        await self.save_many([entry])
 
     async def save_many(self, entries: list[DirectoryEntry]) -> None:
-        """Absorb a batch (a region's onboarding)."""
-        for entry in entries:
-            await self.customers.update_one({"_id": entry.customer_id}, {"$set": self._document(entry)},
-                                            upsert=True)
-        await self._save_keys(entries)
+        """Upsert entries and their keys in a few round trips, whatever the batch size:
+        a region's onboarding brings its whole archive at once."""
+        latest = {e.customer_id: e for e in entries}  # the last word on a customer wins
+        ids = list(latest)
+        existing = {d["_id"]: d async for d in self.customers.find({"_id": {"$in": ids}})}
+        fresh = [{"_id": cid, **self._document(e)} for cid, e in latest.items() if cid not in existing]
+        if fresh:
+            await _insert_ignoring_duplicates(self.customers, fresh)
+        for cid, entry in latest.items():
+            if cid in existing:
+                await self.customers.update_one({"_id": cid}, {"$set": self._document(entry)})
+        stale = []
+        for cid, doc in existing.items():
+            old_keys = set(self._entry(doc).lookup_keys())
+            stale += [f"{k}|{cid}" for k in old_keys - set(latest[cid].lookup_keys())]
+        if stale:
+            await self.keys.delete_many({"_id": {"$in": stale}})
+        # A key document's content follows from its _id, so "insert unless present" is an
+        # upsert; FerretDB 1.x answers bulk updates in a shape PyMongo cannot read.
+        keys = [{"_id": f"{key}|{cid}", "key": key, "customer_id": cid}
+                for cid, e in latest.items() for key in e.lookup_keys()]
+        if keys:
+            await _insert_ignoring_duplicates(self.keys, keys)
+
+    async def provisional_sharing_keys(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]:
+        """Provisional customers with a phone or e-mail of one of `entries`: real id -> them."""
+        by_key = {k: e.customer_id for e in entries
+                  for k in [f"phone:{p}" for p in e.phones] + [f"email:{m}" for m in e.emails]}
+        if not by_key:
+            return {}
+        found: dict[str, list[str]] = {}
+        async for d in self.keys.find({"key": {"$in": list(by_key)}}):
+            real = by_key[d["key"]]
+            if d["customer_id"].startswith(PROVISIONAL_PREFIX) and d["customer_id"] != real:
+                found.setdefault(real, []).append(d["customer_id"])
+        return found
 
     async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
         """Provisional customers sharing a phone or e-mail with `entry` become aliases of it."""
-        keys = [f"phone:{p}" for p in entry.phones] + [f"email:{e}" for e in entry.emails]
-        if not keys:
-            return []
-        merged = []
-        for candidate in await self.candidates(keys):
-            if candidate.provisional and candidate.customer_id != entry.customer_id:
-                await self.customers.update_one({"_id": candidate.customer_id},
-                                                {"$set": {"merged_into": entry.customer_id}})
-                await self.keys.delete_many({"customer_id": candidate.customer_id})
-                merged.append(candidate.customer_id)
-        return merged
+        return (await self.merge_provisional_many([entry])).get(entry.customer_id, [])
+
+    async def merge_provisional_many(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]:
+        merges = await self.provisional_sharing_keys(entries)
+        for real, provisional_ids in merges.items():
+            for pid in provisional_ids:
+                await self.customers.update_one({"_id": pid}, {"$set": {"merged_into": real}})
+                await self.keys.delete_many({"customer_id": pid})
+        return merges

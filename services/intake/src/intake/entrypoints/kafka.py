@@ -11,10 +11,19 @@ from crm_contracts.events.partner import (
     OccupancyChanged,
     UnitDelivered,
 )
-from crm_runtime.kafka import PermanentError, Subscription
+from crm_runtime.kafka import BatchSubscription, PermanentError, Subscription
 
 from intake import handlers
 from intake.deps import IntakeDeps
+
+
+def batch_subscriptions(deps: IntakeDeps) -> list[BatchSubscription]:
+    """A region's onboarding brings its whole customer archive at once: absorb it in batches."""
+
+    async def on_customers_upserted(batch: list[tuple[CloudEvent, CustomerUpserted]]) -> None:
+        await handlers.upsert_customers([(data, event.region) for event, data in batch], directory=deps.directory)
+
+    return [BatchSubscription(topics.PARTNER_CUSTOMERS, ("crm.partner.customer.upserted.v1",), on_customers_upserted)]
 
 
 def subscriptions(deps: IntakeDeps) -> list[Subscription]:
@@ -23,9 +32,6 @@ def subscriptions(deps: IntakeDeps) -> list[Subscription]:
 
     async def on_forum_post_published(event: CloudEvent, data: ForumPostPublished) -> None:
         await _receive(handlers.from_forum_post(data, event.region))
-
-    async def on_customer_upserted(event: CloudEvent, data: CustomerUpserted) -> None:
-        await handlers.upsert_customer(data, event.region, directory=deps.directory, event_id=event.id)
 
     async def on_unit_event(event: CloudEvent, data: UnitDelivered | OccupancyChanged) -> None:
         await handlers.record_unit(data, event.region, directory=deps.directory, event_id=event.id)
@@ -40,7 +46,6 @@ def subscriptions(deps: IntakeDeps) -> list[Subscription]:
     return [
         Subscription(topics.PARTNER_HOTLINE).on("crm.partner.hotline.call-recorded.v1", on_hotline_call_recorded),
         Subscription(topics.PARTNER_FORUM).on("crm.partner.forum.post-published.v1", on_forum_post_published),
-        Subscription(topics.PARTNER_CUSTOMERS).on("crm.partner.customer.upserted.v1", on_customer_upserted),
         Subscription(topics.PARTNER_UNITS)
         .on("crm.partner.unit.delivered.v1", on_unit_event)
         .on("crm.partner.unit.occupancy-changed.v1", on_unit_event),

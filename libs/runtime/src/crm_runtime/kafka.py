@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,8 +261,9 @@ def subscribe_batch(
         except Exception:
             log.warning("batch of %d failed; applying its events one by one", len(batch))
         for event, data, record in batch:
+            single: list[tuple[CloudEvent, Any]] = [(event, data)]
             try:
-                await _with_retries(lambda e=event, d=data: subscription.handler([(e, d)]), policy)
+                await _with_retries(partial(subscription.handler, single), policy)
             except PermanentError as exc:
                 await dead_letters.send_record(record, f"rejected: {exc}", 1)
             except Exception as exc:

@@ -12,7 +12,8 @@ from crm_runtime.idempotency import applied_guard, mark_applied
 from crm_runtime.kafka import create_broker
 from crm_runtime.leases import Lease
 from crm_runtime.mongo import create_client
-from crm_runtime.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
+from crm_runtime.outbox import Outbox, OutboxRelay, OutgoingEvent
+from crm_runtime.revisions import RevisionConflict
 from crm_runtime.testing import make_event, wait_for_messages
 
 pytestmark = pytest.mark.stack
@@ -43,11 +44,12 @@ async def env(stack):
 async def test_state_change_and_its_events_are_one_write_and_reach_kafka_in_order(stack, env):
     db, broker, topic = env
     aggregates = db["aggregates"]
-    await aggregates.insert_one(new_document_with_outbox({"_id": "agg-1", "step": 0},
-                                                         [OutgoingEvent(topic, event(0))]))
+    outbox = Outbox(db)
+    assert await outbox.insert(aggregates, {"_id": "agg-1", "step": 0}, [OutgoingEvent(topic, event(0))])
     for n in (1, 2, 3):
-        await aggregates.update_one({"_id": "agg-1"},
-                                    with_outbox({"$set": {"step": n}}, [OutgoingEvent(topic, event(n))]))
+        await outbox.update(aggregates, "agg-1", n - 1, {"$set": {"step": n}}, [OutgoingEvent(topic, event(n))])
+    with pytest.raises(RevisionConflict):  # a writer that read revision 1 is too late
+        await outbox.update(aggregates, "agg-1", 1, {"$set": {"step": 99}}, [OutgoingEvent(topic, event(99))])
     doc = await aggregates.find_one({"_id": "agg-1"})
     assert doc["step"] == 3 and len(doc["outbox"]) == 4 and doc["outbox_pending"] is True
 
@@ -66,7 +68,7 @@ async def test_relay_killed_after_publishing_publishes_again_and_consumers_apply
     db, broker, topic = env
     aggregates = db["aggregates"]
     e = event(1, subject="agg-2")
-    await aggregates.insert_one(new_document_with_outbox({"_id": "agg-2"}, [OutgoingEvent(topic, e)]))
+    await Outbox(db).insert(aggregates, {"_id": "agg-2"}, [OutgoingEvent(topic, e)])
 
     class CrashAfterPublish(OutboxRelay):
         async def _relay_document(self, collection, doc):
@@ -79,6 +81,7 @@ async def test_relay_killed_after_publishing_publishes_again_and_consumers_apply
     with pytest.raises(SystemExit):
         await CrashAfterPublish(broker, [aggregates], Lease(db["leases"], "relay", "a")).relay_once()
     assert (await aggregates.find_one({"_id": "agg-2"}))["outbox_pending"] is True
+    assert await db["outbox_markers"].count_documents({}) == 1  # re-marked for the next relay
 
     assert await OutboxRelay(broker, [aggregates], Lease(db["leases"], "relay", "b")).relay_once() == 1
     copies = await wait_for_messages(stack.bootstrap, topic, lambda s: s.json()["id"] == e.id, count=2)

@@ -39,7 +39,7 @@ from crm_runtime.kafka import (
 from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
 from crm_runtime.mongo import create_client
-from crm_runtime.outbox import OutboxRelay
+from crm_runtime.outbox import Outbox, OutboxRelay
 from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
 from crm_runtime.settings import ServiceSettings
 from crm_runtime.telemetry import configure_tracing
@@ -58,6 +58,7 @@ class ServiceContext:
     registry: CollectorRegistry
     owner: str  # this replica's id, for leases and timers
     relay: OutboxRelay | None = None
+    outbox: Outbox = None  # type: ignore[assignment]  # set by create_service_app
     timers: Timers = None  # type: ignore[assignment]  # set by create_service_app
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -106,6 +107,7 @@ def create_service_app(
                          owner=replica_id())
     # Durable timers: a service registers its kinds with `ctx.timers.on(kind, handler)`.
     ctx.timers = Timers(db["timers"], ctx.owner, poll_interval_s=settings.timer_poll_interval_s)
+    ctx.outbox = Outbox(db, notify=ctx.notify_outbox)
     wiring = wire(ctx)
 
     dead_letters = DeadLetters(broker, settings.service_name, Counter(

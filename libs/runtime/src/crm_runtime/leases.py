@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -83,17 +84,28 @@ TimerHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Timers:
-    """Durable due-times: `schedule` stores one, `run` fires those that are due.
+    """Durable due-times: `schedule` stores one, `fire_due` fires those that are due.
 
-    A timer document: `{_id, kind, due_at, state: pending|done|cancelled, claimed_by,
-    claimed_until, payload}`. `_id` is chosen by the caller so scheduling is idempotent.
+    A timer document `{_id, kind, due_at, payload, state: pending|done|cancelled, bucket}`;
+    `_id` is chosen by the caller, so scheduling is idempotent and moving a timer is
+    scheduling it again.
+
+    Finding the due ones reads only by `_id` (FerretDB/SQLite pushes down no other filter,
+    and a query on `due_at` would read every timer of every case). Each timer is entered
+    in the index of its minute (`<minute>#<n>`, n from a per-minute counter); the poller
+    walks the minutes from a cursor to now and moves the cursor past a minute only once
+    every timer entered there is settled (fired, cancelled or moved), so a timer whose
+    firing failed, or whose claimer died, is tried again.
     """
+
+    BUCKET_S = 60
 
     def __init__(self, collection: AsyncCollection[dict[str, Any]], owner: str,
                  handlers: dict[str, TimerHandler] | None = None, *, claim_ttl_s: float = 30.0,
                  poll_interval_s: float = 1.0, clock: Callable[[], datetime] = _now):
         self.collection = collection
         self.claims = collection.database[f"{collection.name}_claims"]
+        self.index = collection.database[f"{collection.name}_index"]
         self.owner = owner
         self.handlers = dict(handlers or {})
         self.claim_ttl = timedelta(seconds=claim_ttl_s)
@@ -102,29 +114,65 @@ class Timers:
         self._task: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("state", 1), ("due_at", 1)])
+        """Timers are read by `_id` only."""
 
     def on(self, kind: str, handler: TimerHandler) -> None:
         self.handlers[kind] = handler
 
+    def _bucket(self, at: datetime) -> int:
+        return int(at.timestamp() // self.BUCKET_S)
+
     async def schedule(self, timer_id: str, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
         """Create or move a pending timer (idempotent by `timer_id`)."""
+        bucket = max(self._bucket(due_at), self._bucket(self.clock()))
+        existing = await self.collection.find_one({"_id": timer_id}, {"bucket": 1, "state": 1, "due_at": 1})
         await self.collection.update_one(
             {"_id": timer_id},
-            {"$set": {"kind": kind, "due_at": due_at, "payload": payload, "state": "pending",
-                      "claimed_until": datetime.fromtimestamp(0, UTC), "claimed_by": None}},
+            {"$set": {"kind": kind, "due_at": due_at, "payload": payload, "state": "pending", "bucket": bucket}},
             upsert=True,
         )
+        if existing is None or existing.get("bucket") != bucket or existing.get("state") != "pending":
+            await self._enter(bucket, timer_id)
+
+    async def _enter(self, bucket: int, timer_id: str) -> None:
+        counter = await self.index.find_one_and_update(
+            {"_id": f"count:{bucket}"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        n = int(counter["n"]) - 1  # a hint: FerretDB's $inc is not atomic; the insert decides
+        while True:
+            try:
+                await self.index.insert_one({"_id": f"{bucket}#{n}", "timer_id": timer_id})
+                return
+            except DuplicateKeyError:
+                n += 1
+                await self.index.update_one({"_id": f"count:{bucket}"}, {"$max": {"n": n + 1}})
 
     async def cancel(self, timer_id: str) -> None:
-        await self.collection.update_one({"_id": timer_id, "state": "pending"},
-                                         {"$set": {"state": "cancelled"}})
+        timer = await self.collection.find_one({"_id": timer_id}, {"state": 1})
+        if timer is not None and timer["state"] == "pending":
+            await self.collection.update_one({"_id": timer_id}, {"$set": {"state": "cancelled"}})
 
-    async def due(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def _entries(self, bucket: int) -> list[str]:
+        counter = await self.index.find_one({"_id": f"count:{bucket}"})
+        count = int(counter["n"]) if counter else 0
+        found = [await self.index.find_one({"_id": f"{bucket}#{n}"}) for n in range(count + 2)]
+        return [e["timer_id"] for e in found if e is not None]
+
+    async def due(self) -> tuple[list[dict[str, Any]], int]:
+        """Pending timers due now, and the first minute that still has unsettled timers."""
         now = self.clock()
-        cursor = self.collection.find({"state": "pending", "due_at": {"$lte": now},
-                                       "claimed_until": {"$lt": now}}).sort("due_at", 1).limit(limit)
-        return [t async for t in cursor]
+        cursor_doc = await self.index.find_one({"_id": "cursor"})
+        start = int(cursor_doc["bucket"]) if cursor_doc else self._bucket(now) - 24 * 60
+        first_unsettled = self._bucket(now)
+        due: list[dict[str, Any]] = []
+        for bucket in range(start, self._bucket(now) + 1):
+            for timer_id in await self._entries(bucket):
+                timer = await self.collection.find_one({"_id": timer_id})
+                if timer is None or timer["state"] != "pending" or timer.get("bucket") != bucket:
+                    continue  # settled, or moved to another minute
+                first_unsettled = min(first_unsettled, bucket)
+                if timer["due_at"] <= now:
+                    due.append(timer)
+        return due, first_unsettled
 
     async def claim(self, timer: dict[str, Any]) -> bool:
         """One winner per timer and claim window: a unique insert decides."""
@@ -137,17 +185,13 @@ class Timers:
             return False
         # The list we picked it from may be stale: fire only what is still pending.
         current = await self.collection.find_one({"_id": timer["_id"]}, {"state": 1, "due_at": 1})
-        if current is None or current["state"] != "pending" or current["due_at"] > now:
-            return False
-        await self.collection.update_one(
-            {"_id": timer["_id"]},
-            {"$set": {"claimed_by": self.owner, "claimed_until": now + self.claim_ttl}})
-        return True
+        return current is not None and current["state"] == "pending" and current["due_at"] <= now
 
     async def fire_due(self) -> int:
         """Fire every timer that is due now; return how many fired."""
         fired = 0
-        for timer in await self.due():
+        due, first_unsettled = await self.due()
+        for timer in due:
             if not await self.claim(timer):
                 continue
             handler = self.handlers.get(timer["kind"])
@@ -158,14 +202,15 @@ class Timers:
             try:
                 await handler(timer)
             except Exception:
-                # Leave it claimed: it becomes due again when the claim expires.
-                log.exception("timer %s failed; will retry after its claim expires", timer["_id"])
+                # Still pending: it is tried again in the next claim window.
+                log.exception("timer %s failed; it will be tried again", timer["_id"])
                 continue
             await self.collection.update_one(
-                {"_id": timer["_id"], "claimed_by": self.owner},
+                {"_id": timer["_id"]},
                 {"$set": {"state": "done", "fired_at": self.clock(), "fired_by": self.owner}},
             )
             fired += 1
+        await self.index.update_one({"_id": "cursor"}, {"$set": {"bucket": first_unsettled}}, upsert=True)
         return fired
 
     async def start(self) -> None:

@@ -3,8 +3,14 @@ one single-document write; a relay publishes them (acks=all) and then removes th
 
 Why a field and not a collection: FerretDB (and a sharded MongoDB without transactions)
 can only make one document's write atomic. Each aggregate document therefore carries
-`outbox: [...]` (the pending events, in order) and `outbox_pending: true` (a scalar flag
-the relay finds with an equality filter, which FerretDB pushes down to SQLite).
+`outbox: [...]` (the pending events, in order) and `outbox_pending: true`.
+
+How the relay finds them: FerretDB 1.x with SQLite pushes down no filter but `{_id: x}`,
+so a query for `outbox_pending: true` reads the whole collection. Writers therefore also
+drop a marker `<collection>|<id>` in `outbox_markers` (before and after the write, so a
+crash or a race between them leaves one); the relay reads the few markers, then each
+marked document by `_id`. A sweep of the flags when a replica takes the relay lease
+catches a marker lost to a crash.
 
 Every write to such a document, the relay's included, goes through
 `crm_runtime.revisions.write_revision`, which serialises the writers of one document (on
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,8 @@ from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
@@ -75,6 +83,52 @@ def new_document_with_outbox(document: dict[str, Any], events: Sequence[Outgoing
     return {**document, OUTBOX: outbox_entries(events), PENDING: bool(events), REV: 0}
 
 
+MARKERS = "outbox_markers"
+
+
+class Outbox:
+    """Writes aggregate documents together with the events they cause."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], notify: Callable[[], None] | None = None):
+        self.markers = db[MARKERS]
+        self.notify = notify
+
+    async def _mark(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any) -> None:
+        try:
+            await self.markers.insert_one({"_id": f"{collection.name}|{doc_id}", "collection": collection.name,
+                                           "doc_id": doc_id})
+        except DuplicateKeyError:
+            pass  # already marked: the relay will come
+
+    async def insert(self, collection: AsyncCollection[dict[str, Any]], document: dict[str, Any],
+                     events: Sequence[OutgoingEvent]) -> bool:
+        """Insert a new aggregate with its events; False if its `_id` already exists."""
+        if events:
+            await self._mark(collection, document["_id"])
+        try:
+            await collection.insert_one(new_document_with_outbox(document, events))
+        except DuplicateKeyError:
+            return False
+        await self._written(collection, document["_id"], events)
+        return True
+
+    async def update(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, rev: int,
+                     update: dict[str, Any], events: Sequence[OutgoingEvent]) -> None:
+        """Apply `update` and queue `events` in one write, if the document is still at `rev`
+        (else `RevisionConflict`)."""
+        if events:
+            await self._mark(collection, doc_id)
+        await write_revision(collection, doc_id, rev, with_outbox(update, events))
+        await self._written(collection, doc_id, events)
+
+    async def _written(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any,
+                       events: Sequence[OutgoingEvent]) -> None:
+        if events:
+            await self._mark(collection, doc_id)
+            if self.notify:
+                self.notify()
+
+
 class OutboxRelay:
     """Publishes pending outbox events of some collections; one replica at a time (a lease).
 
@@ -92,7 +146,9 @@ class OutboxRelay:
         batch_size: int = 200,
     ) -> None:
         self.broker = broker
-        self.collections = list(collections)
+        self.collections = {c.name: c for c in collections}
+        self.markers = collections[0].database[MARKERS]
+        self._swept = False
         self.lease = lease
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
@@ -105,8 +161,6 @@ class OutboxRelay:
         self._wake.set()
 
     async def start(self) -> None:
-        for collection in self.collections:
-            await collection.create_index(PENDING)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -122,6 +176,8 @@ class OutboxRelay:
         while True:
             try:
                 if await self.lease.acquire_or_renew():
+                    if not self._swept:
+                        await self.sweep()
                     while await self.relay_once():
                         await self.lease.acquire_or_renew()
             except asyncio.CancelledError:
@@ -134,17 +190,40 @@ class OutboxRelay:
                 pass
             self._wake.clear()
 
+    async def sweep(self) -> int:
+        """Re-mark every document with pending events: a full read, once per lease holder,
+        for markers lost when a writer died between its write and its marker."""
+        marked = 0
+        for collection in self.collections.values():
+            async for doc in collection.find({PENDING: True}, {"_id": 1}):
+                await Outbox(collection.database)._mark(collection, doc["_id"])
+                marked += 1
+        self._swept = True
+        return marked
+
     async def relay_once(self) -> int:
-        """Publish one batch of pending documents; return how many events were published."""
+        """Publish the events of one batch of marked documents; return how many."""
         total = 0
-        for collection in self.collections:
-            cursor = collection.find({PENDING: True}, {OUTBOX: 1, REV: 1}).limit(self.batch_size)
-            async for doc in cursor:
-                total += await self._relay_document(collection, doc)
+        markers = [m async for m in self.markers.find({}).limit(self.batch_size)]
+        for marker in markers:
+            collection = self.collections.get(marker["collection"])
+            if collection is None:
+                continue
+            # Unmark first: a writer appending after this point marks the document again.
+            await self.markers.delete_one({"_id": marker["_id"]})
+            try:
+                doc = await collection.find_one({"_id": marker["doc_id"]}, {OUTBOX: 1, REV: 1})
+                if doc is not None:
+                    total += await self._relay_document(collection, doc)
+            except BaseException:
+                await Outbox(collection.database)._mark(collection, marker["doc_id"])
+                raise
         return total
 
     async def _relay_document(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> int:
         entries = doc.get(OUTBOX) or []
+        if not entries:
+            return 0
         if entries:
             # Send all, then wait for all: the idempotent producer keeps their order per key.
             futures = []

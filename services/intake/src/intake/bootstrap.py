@@ -36,7 +36,7 @@ def build_deps(ctx: ServiceContext, settings: IntakeSettings) -> IntakeDeps:
 
     return IntakeDeps(
         ctx=ctx, settings=settings,
-        contacts=store.MongoContactStore(ctx.db, on_write=ctx.notify_outbox),
+        contacts=store.MongoContactStore(ctx.db, ctx.outbox),
         directory=store.MongoDirectory(ctx.db),
         attachments=AttachmentStore(ctx.db),
         keywords_for=keywords_for,

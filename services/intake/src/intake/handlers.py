@@ -7,6 +7,7 @@ into these calls.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,8 @@ from intake.domain.customers import (
 from intake.domain.kind_hint import KindKeywords, classify_kind
 
 SOURCE = "/crm/intake"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ async def receive_contact(
     and queue `ContactReceived` in the same write."""
     contact_id = contact_id_for(cmd.channel, cmd.source_ref, cmd.idempotency_key)
     if (cmd.source_ref or cmd.idempotency_key) and await contacts.get(contact_id) is not None:
+        log.info("contact already recorded", extra={"contact_id": contact_id, "channel": cmd.channel})
         return ContactAccepted(contact_id, created=False)
 
     identity = ContactIdentity(name=cmd.name, phone=cmd.phone, email=cmd.email, project=cmd.project,
@@ -156,6 +160,11 @@ async def receive_contact(
         "normalised_text": text, "idempotency_key": cmd.idempotency_key,
     }
     created = await contacts.insert(document, [OutgoingEvent(topics.INTAKE_CONTACTS, event)])
+    # Inside the request's or the partner event's trace: this line and the ContactReceived
+    # (whose Kafka headers carry the same traceparent) share the trace_id. No personal data.
+    log.info("contact recorded" if created else "contact already recorded", extra={
+        "contact_id": contact_id, "channel": cmd.channel, "region": region, "event_id": event.id if created else None,
+        "customer_match": data.customer_match, "kind_hint": data.kind_hint, "duplicate_of": duplicate_of})
     return ContactAccepted(contact_id, created=created)
 
 

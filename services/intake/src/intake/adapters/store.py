@@ -1,62 +1,68 @@
 """Intake's MongoDB repositories: contacts (with their outbox) and the customer directory.
 
-Hot queries use equality on scalar fields only (FerretDB pushes those down to SQLite):
-contacts by `customer_id`, directory keys by `key`.
+Every hot read is by `_id`: FerretDB 1.x with SQLite pushes down no other filter, so a
+query on any other field reads the whole collection. Hence the shapes below: a document
+per directory key (`_id` = `phone:138…`), and per customer the contacts of the last day
+(`_id` = customer id), instead of queries on `key` or `customer_id`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
-from crm_runtime.outbox import OutgoingEvent, new_document_with_outbox
-from pymongo import ASCENDING
+from crm_runtime.outbox import Outbox, OutgoingEvent
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
-from intake.domain.contacts import ChannelStats, EarlierContact
+from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
 from intake.domain.customers import DirectoryEntry
 
 CONTACTS = "contacts"
 CUSTOMERS = "customers"
 CUSTOMER_KEYS = "customer_keys"
+RECENT = "recent_contacts"
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    await db[CONTACTS].create_index([("customer_id", ASCENDING)])
-    await db[CONTACTS].create_index([("region", ASCENDING)])
-    await db[CUSTOMER_KEYS].create_index([("key", ASCENDING)])
-    await db[CUSTOMER_KEYS].create_index([("customer_id", ASCENDING)])
+    """Nothing beyond `_id` is read on a hot path (see the module docstring)."""
 
 
 class MongoContactStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_write: Any = None):
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], outbox: Outbox):
         self.collection = db[CONTACTS]
-        self.on_write = on_write
+        self.recent = db[RECENT]
+        self.outbox = outbox
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": contact_id}, {"outbox": 0})
 
     async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
-        cursor = self.collection.find(
-            {"customer_id": customer_id},
-            {"received_at": 1, "normalised_text": 1, "duplicate_of": 1},
-        )
+        doc = await self.recent.find_one({"_id": customer_id})
         return [
-            EarlierContact(d["_id"], d["received_at"], d.get("normalised_text", ""), d.get("duplicate_of"))
-            async for d in cursor
-            if d["received_at"] >= since
+            EarlierContact(c["contact_id"], c["received_at"], c["text"], c.get("duplicate_of"))
+            for c in (doc or {}).get("contacts", [])
+            if c["received_at"] >= since
         ]
 
     async def insert(self, contact: dict[str, Any], events: list[OutgoingEvent]) -> bool:
         """Store the contact and its events in one write; False if it already exists."""
-        try:
-            await self.collection.insert_one(new_document_with_outbox(contact, events))
-        except DuplicateKeyError:
+        if not await self.outbox.insert(self.collection, contact, events):
             return False
-        if self.on_write:
-            self.on_write()
+        if contact.get("customer_id"):
+            await self._remember_recent(contact)
         return True
+
+    async def _remember_recent(self, contact: dict[str, Any]) -> None:
+        # Best effort: it only serves near-duplicate marking within a day.
+        customer_id = contact["customer_id"]
+        doc = await self.recent.find_one({"_id": customer_id}) or {"contacts": []}
+        keep_from = contact["received_at"] - DUPLICATE_WINDOW
+        contacts = [c for c in doc["contacts"] if c["received_at"] >= keep_from][-19:]
+        contacts.append({"contact_id": contact["_id"], "received_at": contact["received_at"],
+                         "text": contact["normalised_text"], "duplicate_of": contact.get("duplicate_of")})
+        await self.recent.update_one({"_id": customer_id}, {"$set": {"contacts": contacts}}, upsert=True)
 
     async def channel_stats(self, regions: list[str] | None, region: str | None,
                             from_: datetime, to: datetime) -> ChannelStats:
@@ -73,17 +79,10 @@ class MongoContactStore:
 PROVISIONAL_PREFIX = "prov-"
 
 
-async def _insert_ignoring_duplicates(collection: Any, docs: list[dict[str, Any]]) -> None:
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-            raise
-
-
 class MongoDirectory:
-    """The customer directory: one document per customer plus one per lookup key
-    (`phone:…`, `email:…`, `name-unit:…`) so recognition is a few equality reads."""
+    """The customer directory: one document per customer (`_id` = customer id) and one per
+    lookup key (`_id` = `phone:138…`, `email:…`, `name-unit:…`) listing its customers, so
+    recognising a caller is a handful of reads by `_id`."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.customers = db[CUSTOMERS]
@@ -98,17 +97,6 @@ class MongoDirectory:
             provisional=doc.get("provisional", False),
         )
 
-    async def get(self, customer_id: str) -> DirectoryEntry | None:
-        doc = await self.customers.find_one({"_id": customer_id, "merged_into": None})
-        return self._entry(doc) if doc else None
-
-    async def candidates(self, keys: list[str]) -> list[DirectoryEntry]:
-        ids = {d["customer_id"] async for d in self.keys.find({"key": {"$in": keys}}, {"customer_id": 1})}
-        if not ids:
-            return []
-        return [self._entry(d) async for d in self.customers.find({"_id": {"$in": sorted(ids)},
-                                                                    "merged_into": None})]
-
     @staticmethod
     def _document(entry: DirectoryEntry) -> dict[str, Any]:
         return {
@@ -119,56 +107,79 @@ class MongoDirectory:
             "provisional": entry.provisional, "merged_into": None,
         }
 
+    async def get(self, customer_id: str) -> DirectoryEntry | None:
+        doc = await self.customers.find_one({"_id": customer_id})
+        return self._entry(doc) if doc and not doc.get("merged_into") else None
+
+    async def _customer_ids(self, keys: list[str]) -> dict[str, list[str]]:
+        docs = await asyncio.gather(*(self.keys.find_one({"_id": k}) for k in dict.fromkeys(keys)))
+        return {d["_id"]: d.get("customer_ids", []) for d in docs if d}
+
+    async def candidates(self, keys: list[str]) -> list[DirectoryEntry]:
+        ids = sorted({cid for cids in (await self._customer_ids(keys)).values() for cid in cids})
+        entries = await asyncio.gather(*(self.get(cid) for cid in ids))
+        return [e for e in entries if e is not None]
+
     async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
         await self.save_many([entry])
 
     async def save_many(self, entries: list[DirectoryEntry]) -> None:
-        """Upsert entries and their keys in a few round trips, whatever the batch size:
-        a region's onboarding brings its whole archive at once."""
+        """Upsert entries and their keys in few round trips whatever the batch size (a
+        region's onboarding brings its whole archive at once): new customers and new keys
+        go in with one insert_many each; only those that existed are updated one by one."""
         latest = {e.customer_id: e for e in entries}  # the last word on a customer wins
-        ids = list(latest)
-        existing = {d["_id"]: d async for d in self.customers.find({"_id": {"$in": ids}})}
-        fresh = [{"_id": cid, **self._document(e)} for cid, e in latest.items() if cid not in existing]
-        if fresh:
-            await _insert_ignoring_duplicates(self.customers, fresh)
+        existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
+        stale: dict[str, list[str]] = {}
+        for cid in existed:
+            old = await self.customers.find_one({"_id": cid})
+            if old is not None:
+                gone = set(self._entry(old).lookup_keys()) - set(latest[cid].lookup_keys())
+                for key in gone:
+                    stale.setdefault(key, []).append(cid)
+            await self.customers.update_one({"_id": cid}, {"$set": self._document(latest[cid])})
+        for key, cids in stale.items():
+            for cid in cids:
+                await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": cid}})
+        by_key: dict[str, list[str]] = {}
         for cid, entry in latest.items():
-            if cid in existing:
-                await self.customers.update_one({"_id": cid}, {"$set": self._document(entry)})
-        stale = []
-        for cid, doc in existing.items():
-            old_keys = set(self._entry(doc).lookup_keys())
-            stale += [f"{k}|{cid}" for k in old_keys - set(latest[cid].lookup_keys())]
-        if stale:
-            await self.keys.delete_many({"_id": {"$in": stale}})
-        # A key document's content follows from its _id, so "insert unless present" is an
-        # upsert; FerretDB 1.x answers bulk updates in a shape PyMongo cannot read.
-        keys = [{"_id": f"{key}|{cid}", "key": key, "customer_id": cid}
-                for cid, e in latest.items() for key in e.lookup_keys()]
-        if keys:
-            await _insert_ignoring_duplicates(self.keys, keys)
-
-    async def provisional_sharing_keys(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]:
-        """Provisional customers with a phone or e-mail of one of `entries`: real id -> them."""
-        by_key = {k: e.customer_id for e in entries
-                  for k in [f"phone:{p}" for p in e.phones] + [f"email:{m}" for m in e.emails]}
-        if not by_key:
-            return {}
-        found: dict[str, list[str]] = {}
-        async for d in self.keys.find({"key": {"$in": list(by_key)}}):
-            real = by_key[d["key"]]
-            if d["customer_id"].startswith(PROVISIONAL_PREFIX) and d["customer_id"] != real:
-                found.setdefault(real, []).append(d["customer_id"])
-        return found
+            for key in entry.lookup_keys():
+                by_key.setdefault(key, []).append(cid)
+        shared = await _insert_new(self.keys, [{"_id": k, "customer_ids": cids} for k, cids in by_key.items()])
+        for key in shared:  # a key some customer already had (a shared phone, a re-sent customer)
+            await self.keys.update_one({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
 
     async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
         """Provisional customers sharing a phone or e-mail with `entry` become aliases of it."""
         return (await self.merge_provisional_many([entry])).get(entry.customer_id, [])
 
     async def merge_provisional_many(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]:
-        merges = await self.provisional_sharing_keys(entries)
+        by_key = {k: e.customer_id for e in entries
+                  for k in [f"phone:{p}" for p in e.phones] + [f"email:{m}" for m in e.emails]}
+        merges: dict[str, list[str]] = {}
+        for key, cids in (await self._customer_ids(list(by_key))).items():
+            real = by_key[key]
+            for pid in cids:
+                if pid.startswith(PROVISIONAL_PREFIX) and pid != real and pid not in merges.get(real, []):
+                    merges.setdefault(real, []).append(pid)
         for real, provisional_ids in merges.items():
             for pid in provisional_ids:
+                old = await self.customers.find_one({"_id": pid})
                 await self.customers.update_one({"_id": pid}, {"$set": {"merged_into": real}})
-                await self.keys.delete_many({"customer_id": pid})
+                for key in self._entry(old).lookup_keys() if old else []:
+                    await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": pid}})
         return merges
+
+
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:
+    """Insert the documents whose `_id` is new; return the `_id`s that already existed."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+        return []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != 11000 for err in errors):
+            raise
+        return [docs[err["index"]]["_id"] for err in errors]

@@ -42,9 +42,9 @@ def build_services(ctx: ServiceContext, settings: CasesSettings) -> handlers.Cas
         return default_rules.merged(override) if override else default_rules
 
     return handlers.CaseServices(
-        cases=store.CaseRepository(ctx.db, on_write=ctx.notify_outbox),
+        cases=store.CaseRepository(ctx.db, ctx.outbox),
         contacts=store.ContactLog(ctx.db),
-        incidents=store.IncidentRepository(ctx.db, on_write=ctx.notify_outbox),
+        incidents=store.IncidentRepository(ctx.db, ctx.outbox),
         timers=ctx.timers,
         routing=Routing.from_config(settings.routing),
         policies=SlaPolicies.from_config(settings.sla_policies),

@@ -143,19 +143,23 @@ async def on_contact_received(svc: CaseServices, data: ContactReceived, event_id
                             category=proposal.category.value, building=data.building,
                             customer_id=data.customer_id, channel=str(data.channel),
                             mentions_media=mentions_media)
-    await svc.contacts.record({
+    contact_doc = {
         "_id": data.contact_id, "region": data.region, "customer_id": data.customer_id,
         "channel": str(data.channel), "kind_hint": str(data.kind_hint), "subject": data.subject,
         "project": data.project, "building": data.building, "unit": data.unit,
         "category": proposal.category.value, "received_at": data.received_at,
         "mentions_media": mentions_media, "query_key": coll.query_key(fact), "case_id": None,
         "duplicate_of": data.duplicate_of, "handled": False,
-    })
+    }
+    await svc.contacts.record(contact_doc)
 
     case_id = await _case_for_contact(svc, data, proposal)
     if case_id is not None:
         await svc.contacts.set(data.contact_id, case_id=case_id)
         fact = dataclasses.replace(fact, case_id=case_id)
+    query_key = coll.query_key(fact)
+    if query_key is not None:
+        await svc.contacts.add_fact(query_key, {**contact_doc, "case_id": case_id})
     await _detect_collective(svc, data.region, fact)
     await svc.contacts.set(data.contact_id, handled=True)
     return case_id

@@ -1,18 +1,19 @@
 """Cases' MongoDB repositories: cases (state, timeline and outbox in one document), the
 contacts the service has seen, collective incidents, and case numbers.
 
-Queue queries use equality on scalar fields (FerretDB pushes those down to SQLite) and
-an index per filter; a case update is a compare-and-set on the case's `version`.
+Hot reads are by `_id` only (FerretDB 1.x with SQLite pushes down no other filter): a
+case by number goes through `case_numbers`, a customer's cases through `customer_cases`,
+collective facts through one document per matter and day. Writes to a case go through
+the outbox with a revision claim, so concurrent writers never undo each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.regions import case_number
-from crm_runtime.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
+from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,6 +28,8 @@ CONTACTS = "contacts"
 INCIDENTS = "incidents"
 COUNTERS = "counters"
 CASE_NUMBERS = "case_numbers"
+CUSTOMER_CASES = "customer_cases"
+FACTS = "collective_facts"
 
 QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
 
@@ -39,12 +42,10 @@ class ConcurrentUpdate(Exception):
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    for field in (*QUEUE_FILTERS, "customer_id", "case_number", "sla_due_at", "is_open"):
+    # For MongoDB, where the queue's filters use them; FerretDB/SQLite reads by _id only.
+    for field in (*QUEUE_FILTERS, "sla_due_at"):
         await db[CASES].create_index([(field, ASCENDING)])
     await db[CASES].create_index([("region", ASCENDING), ("sla_due_at", ASCENDING)])
-    await db[CONTACTS].create_index([("query_key", ASCENDING)])
-    await db[CONTACTS].create_index([("case_id", ASCENDING)])
-    await db[CASE_NUMBERS].create_index([("case_id", ASCENDING)])
 
 
 def case_document(case: Case) -> dict[str, Any]:
@@ -58,11 +59,12 @@ def case_document(case: Case) -> dict[str, Any]:
 
 
 class CaseRepository:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_write: Callable[[], None] | None = None):
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], outbox: Outbox):
         self.collection = db[CASES]
         self.numbers = db[CASE_NUMBERS]
         self.counters = db[COUNTERS]
-        self.on_write = on_write
+        self.by_customer = db[CUSTOMER_CASES]
+        self.outbox = outbox
 
     async def get(self, case_id_or_number: str) -> Case | None:
         found = await self.get_with_rev(case_id_or_number)
@@ -72,18 +74,20 @@ class CaseRepository:
         """The case and the stored revision a write must start from."""
         doc = await self.collection.find_one({"_id": case_id_or_number}, {"outbox": 0})
         if doc is None:
-            doc = await self.collection.find_one({"case_number": case_id_or_number}, {"outbox": 0})
+            number = await self.numbers.find_one({"_id": case_id_or_number})
+            if number is not None:
+                doc = await self.collection.find_one({"_id": number["case_id"]}, {"outbox": 0})
         return (Case.from_dict(doc), int(doc.get(REV, 0))) if doc else None
 
     async def exists(self, case_id: str) -> bool:
         return await self.collection.find_one({"_id": case_id}, {"_id": 1}) is not None
 
     async def insert(self, case: Case, events: list[OutgoingEvent]) -> bool:
-        try:
-            await self.collection.insert_one(new_document_with_outbox(case_document(case), events))
-        except DuplicateKeyError:
+        if not await self.outbox.insert(self.collection, case_document(case), events):
             return False
-        self._written()
+        if case.customer_id:
+            await self.by_customer.update_one({"_id": case.customer_id},
+                                              {"$addToSet": {"case_ids": case.case_id}}, upsert=True)
         return True
 
     async def save(self, case: Case, rev: int, events: list[OutgoingEvent]) -> None:
@@ -91,18 +95,14 @@ class CaseRepository:
         doc = case_document(case)
         doc.pop("_id")
         try:
-            await write_revision(self.collection, case.case_id, rev, with_outbox({"$set": doc}, events))
+            await self.outbox.update(self.collection, case.case_id, rev, {"$set": doc}, events)
         except RevisionConflict as exc:
             raise ConcurrentUpdate(case.case_id) from exc
-        self._written()
-
-    def _written(self) -> None:
-        if self.on_write:
-            self.on_write()
 
     async def open_cases_of(self, customer_id: str) -> list[Case]:
-        cursor = self.collection.find({"customer_id": customer_id, "is_open": True}, {"outbox": 0})
-        return [Case.from_dict(d) async for d in cursor]
+        index = await self.by_customer.find_one({"_id": customer_id})
+        cases = [await self.get(cid) for cid in (index or {}).get("case_ids", [])]
+        return [c for c in cases if c is not None and c.is_open]
 
     async def allocate_number(self, region: str, year: int, case_id: str) -> str:
         """The next human-readable number of a region and year, unique across replicas.
@@ -110,9 +110,9 @@ class CaseRepository:
         The counter's $inc is a hint; the unique insert of the number decides (FerretDB's
         updates are not atomic). A number once given to a case stays with it on retries.
         """
-        existing = await self.numbers.find_one({"case_id": case_id})
+        existing = await self.numbers.find_one({"_id": f"case:{case_id}"})
         if existing:
-            return str(existing["_id"])
+            return str(existing["number"])
         while True:
             counter = await self.counters.find_one_and_update(
                 {"_id": f"{region}:{year}"}, {"$inc": {"seq": 1}}, upsert=True,
@@ -120,9 +120,10 @@ class CaseRepository:
             number = case_number(region, year, int(counter["seq"]))
             try:
                 await self.numbers.insert_one({"_id": number, "case_id": case_id})
-                return number
             except DuplicateKeyError:
                 continue
+            await self.numbers.insert_one({"_id": f"case:{case_id}", "number": number})
+            return number
 
     async def queue(self, filters: dict[str, Any], *, regions: list[str] | None, due_before: datetime | None,
                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
@@ -153,6 +154,7 @@ class ContactLog:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[CONTACTS]
+        self.facts_by_day = db[FACTS]
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": contact_id})
@@ -163,9 +165,35 @@ class ContactLog:
     async def set(self, contact_id: str, **fields: Any) -> None:
         await self.collection.update_one({"_id": contact_id}, {"$set": fields})
 
+    async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
+        """File the contact under its matter and day, for collective detection."""
+        bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
+        fact = {k: contact.get(k) for k in ("_id", "received_at", "project", "category", "building",
+                                             "customer_id", "channel", "mentions_media", "case_id")}
+        for _ in range(20):
+            bucket = await self.facts_by_day.find_one({"_id": bucket_id})
+            try:
+                if bucket is None:
+                    await self.facts_by_day.insert_one({"_id": bucket_id, "facts": [fact], REV: 0})
+                    return
+                facts = [f for f in bucket["facts"] if f["_id"] != fact["_id"]] + [fact]
+                await write_revision(self.facts_by_day, bucket_id, int(bucket.get(REV, 0)),
+                                     {"$set": {"facts": facts}})
+                return
+            except (DuplicateKeyError, RevisionConflict):
+                continue  # another contact about the same matter got there first
+        raise ConcurrentUpdate(bucket_id)
+
     async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:
-        cursor = self.collection.find({"query_key": query_key})
-        return [_fact(d) async for d in cursor if since <= d["received_at"] <= until]
+        days, day = [], since.astimezone(UTC).date()
+        while day <= until.astimezone(UTC).date():
+            days.append(day)
+            day += timedelta(days=1)
+        facts: list[ContactFact] = []
+        for d in days:
+            bucket = await self.facts_by_day.find_one({"_id": f"{query_key}|{d.isoformat()}"})
+            facts += [_fact(f) for f in (bucket or {}).get("facts", []) if since <= f["received_at"] <= until]
+        return facts
 
 
 def _fact(d: dict[str, Any]) -> ContactFact:
@@ -176,9 +204,9 @@ def _fact(d: dict[str, Any]) -> ContactFact:
 
 
 class IncidentRepository:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], on_write: Callable[[], None] | None = None):
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], outbox: Outbox):
         self.collection = db[INCIDENTS]
-        self.on_write = on_write
+        self.outbox = outbox
 
     async def get(self, incident_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": incident_id}, {"outbox": 0})
@@ -189,14 +217,12 @@ class IncidentRepository:
             existing = await self.collection.find_one({"_id": incident_id}, {REV: 1})
             try:
                 if existing is None:
-                    await self.collection.insert_one(
-                        new_document_with_outbox({"_id": incident_id, **incident}, events))
+                    if not await self.outbox.insert(self.collection, {"_id": incident_id, **incident}, events):
+                        continue  # another contact of the same incident was written first
                 else:
-                    await write_revision(self.collection, incident_id, int(existing.get(REV, 0)),
-                                         with_outbox({"$set": incident}, events))
-            except (DuplicateKeyError, RevisionConflict):
-                continue  # another contact of the same incident was written first: retry on it
-            if events and self.on_write:
-                self.on_write()
+                    await self.outbox.update(self.collection, incident_id, int(existing.get(REV, 0)),
+                                             {"$set": incident}, events)
+            except RevisionConflict:
+                continue
             return
         raise ConcurrentUpdate(incident_id)

@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
+from crm_runtime.slots import SlotIndex
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Timers:
         self.collection = collection
         self.claims = collection.database[f"{collection.name}_claims"]
         self.index = collection.database[f"{collection.name}_index"]
+        self.slots = SlotIndex(self.index)
         self.owner = owner
         self.handlers = dict(handlers or {})
         self.claim_ttl = timedelta(seconds=claim_ttl_s)
@@ -135,16 +137,7 @@ class Timers:
             await self._enter(bucket, timer_id)
 
     async def _enter(self, bucket: int, timer_id: str) -> None:
-        counter = await self.index.find_one_and_update(
-            {"_id": f"count:{bucket}"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-        n = int(counter["n"]) - 1  # a hint: FerretDB's $inc is not atomic; the insert decides
-        while True:
-            try:
-                await self.index.insert_one({"_id": f"{bucket}#{n}", "timer_id": timer_id})
-                return
-            except DuplicateKeyError:
-                n += 1
-                await self.index.update_one({"_id": f"count:{bucket}"}, {"$max": {"n": n + 1}})
+        await self.slots.add(str(bucket), timer_id)
 
     async def cancel(self, timer_id: str) -> None:
         timer = await self.collection.find_one({"_id": timer_id}, {"state": 1})
@@ -152,10 +145,7 @@ class Timers:
             await self.collection.update_one({"_id": timer_id}, {"$set": {"state": "cancelled"}})
 
     async def _entries(self, bucket: int) -> list[str]:
-        counter = await self.index.find_one({"_id": f"count:{bucket}"})
-        count = int(counter["n"]) if counter else 0
-        found = [await self.index.find_one({"_id": f"{bucket}#{n}"}) for n in range(count + 2)]
-        return [e["timer_id"] for e in found if e is not None]
+        return [str(v) for v in await self.slots.members(str(bucket))]
 
     async def due(self) -> tuple[list[dict[str, Any]], int]:
         """Pending timers due now, and the first minute that still has unsettled timers."""

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from cases.adapters.queue import QueueIndex, due_hour
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 from cases.domain.sla import next_due
@@ -65,6 +66,7 @@ class CaseRepository:
         self.counters = db[COUNTERS]
         self.by_customer = db[CUSTOMER_CASES]
         self.outbox = outbox
+        self.queue_index = QueueIndex(db)
 
     async def get(self, case_id_or_number: str) -> Case | None:
         found = await self.get_with_rev(case_id_or_number)
@@ -83,8 +85,10 @@ class CaseRepository:
         return await self.collection.find_one({"_id": case_id}, {"_id": 1}) is not None
 
     async def insert(self, case: Case, events: list[OutgoingEvent]) -> bool:
-        if not await self.outbox.insert(self.collection, case_document(case), events):
+        doc = case_document(case)
+        if not await self.outbox.insert(self.collection, doc, events):
             return False
+        await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
         if case.customer_id:
             await self.by_customer.update_one({"_id": case.customer_id},
                                               {"$addToSet": {"case_ids": case.case_id}}, upsert=True)
@@ -98,6 +102,7 @@ class CaseRepository:
             await self.outbox.update(self.collection, case.case_id, rev, {"$set": doc}, events)
         except RevisionConflict as exc:
             raise ConcurrentUpdate(case.case_id) from exc
+        await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
 
     async def open_cases_of(self, customer_id: str) -> list[Case]:
         index = await self.by_customer.find_one({"_id": customer_id})
@@ -125,23 +130,35 @@ class CaseRepository:
             await self.numbers.insert_one({"_id": f"case:{case_id}", "number": number})
             return number
 
-    async def queue(self, filters: dict[str, Any], *, regions: list[str] | None, due_before: datetime | None,
+    async def queue(self, filters: dict[str, Any], *, regions: list[str], due_before: datetime | None,
                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
-        if regions is not None and "region" not in query:
-            query["region"] = {"$in": regions}
-        if due_before is not None:
-            query["sla_due_at"] = {"$lte": due_before}
-        projection = {"timeline": 0, "outbox": 0, "body": 0, "clocks": 0, "applied_events": 0}
-        cursor = self.collection.find(query, projection).sort([("sla_due_at", ASCENDING), ("_id", ASCENDING)])
+        """Cases of `regions` matching `filters`, due first, after the cursor; see queue.py."""
+        wanted = {k: v for k, v in filters.items() if v is not None}
+        hours = sorted({(h, r) for r in regions for h in await self.queue_index.hours(r)})
+        last_hour = due_hour(due_before) if due_before else None
         rows: list[dict[str, Any]] = []
-        async for doc in cursor:
-            if after is not None and not _after(doc, after):
+        for hour, region in hours:
+            if after is not None and hour < due_hour(after[0]):
                 continue
-            rows.append(doc)
-            if len(rows) >= limit:
+            if (last_hour is not None and hour > last_hour) or len(rows) >= limit:
                 break
-        return rows
+            bucket: list[dict[str, Any]] = []
+            for case_id in dict.fromkeys(await self.queue_index.members(region, hour)):
+                doc = await self.collection.find_one({"_id": case_id}, QUEUE_PROJECTION)
+                if doc is None or due_hour(doc["sla_due_at"]) != hour:
+                    continue  # moved to another hour since
+                if any(doc.get(k) != v for k, v in wanted.items()):
+                    continue
+                if due_before is not None and doc["sla_due_at"] > due_before:
+                    continue
+                if after is not None and not _after(doc, after):
+                    continue
+                bucket.append(doc)
+            rows += sorted(bucket, key=lambda d: (d["sla_due_at"], d["_id"]))
+        return rows[:limit]
+
+
+QUEUE_PROJECTION = {"timeline": 0, "outbox": 0, "body": 0, "clocks": 0, "applied_events": 0}
 
 
 def _after(doc: dict[str, Any], cursor: tuple[datetime, str]) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from crm_contracts.regions import KNOWN_REGIONS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.problems import Problem
 from fastapi import APIRouter, Depends, Query
@@ -225,10 +226,11 @@ def build_router(svc: handlers.CaseServices) -> APIRouter:
     ) -> dict[str, Any]:
         if region is not None:
             ensure_region(principal, region, action="read queue")
+        regions = [region] if region else principal.region_filter() or sorted(KNOWN_REGIONS)
         rows = await svc.cases.queue(
-            {"region": region, "status": status, "severity": severity, "category": category,
+            {"status": status, "severity": severity, "category": category,
              "department": department, "assignee": assignee},
-            regions=principal.region_filter(), due_before=sla_due_before,
+            regions=regions, due_before=sla_due_before,
             after=_decode_cursor(cursor) if cursor else None, limit=limit + 1)
         page, more = rows[:limit], len(rows) > limit
         return {"items": [queue_row(d) for d in page],

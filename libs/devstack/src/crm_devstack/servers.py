@@ -187,8 +187,9 @@ class KafkaServer:
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
+                # "--cluster-id=": a random id may begin with "-", which must not read as a flag.
                 [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                 "-t", cluster_id, "-c", str(props)],
+                 f"--cluster-id={cluster_id}", "-c", str(props)],
                 check=True, stdout=subprocess.DEVNULL,
             )
         return [*jvm, "kafka.Kafka", str(props)]

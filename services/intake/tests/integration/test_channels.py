@@ -280,3 +280,30 @@ async def test_channel_statistics_count_and_share_per_channel(stack, intake):
     assert r.json()["total"] == sum(row["count"] for row in rows.values())
     other = await intake.get("/v1/stats/channels", params={"region": "beijing"}, headers=token())
     assert other.status_code == 403
+
+
+async def test_an_unknown_caller_keeps_a_provisional_id_until_the_partner_record_arrives(stack, intake):
+    phone = f"1370000{uuid.uuid4().int % 10000:04d}"
+    first = await intake.post("/v1/contacts", headers=token(), json=front_desk(
+        customer={"phone": phone}, subject="咨询物业费", body="请问物业费怎么交？"))
+    [seen] = await received(stack, first.json()["contact_id"])
+    provisional = seen.json()["data"]["customer_id"]
+    assert provisional.startswith("prov-") and seen.json()["data"]["customer_match"] == "unknown"
+    # The same caller on another channel, in another format, is the same provisional customer.
+    again = await intake.post("/v1/contacts", headers=token(), json=front_desk(
+        channel="hotline", customer={"phone": f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}"},
+        subject="物业费", body="物业费的缴费方式是什么"))
+    [seen] = await received(stack, again.json()["contact_id"])
+    assert seen.json()["data"]["customer_id"] == provisional
+
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    upsert = make_event("crm.partner.customer.upserted.v1", {
+        "customer_id": customer_id, "name": "周杰", "phones": [phone], "preferred_language": "zh-CN",
+        "consent": {"sms": True, "email": False, "letter": False}, "units": []}, subject=customer_id)
+    await produce(stack.bootstrap, topics.PARTNER_CUSTOMERS, upsert)
+    db = intake.app.state.ctx.db
+    await eventually(lambda: db["customers"].find_one({"_id": provisional, "merged_into": customer_id}), timeout=30)
+
+    later = await intake.post("/v1/contacts", headers=token(), json=front_desk(customer={"phone": phone}))
+    [seen] = await received(stack, later.json()["contact_id"])
+    assert (seen.json()["data"]["customer_id"], seen.json()["data"]["customer_match"]) == (customer_id, "exact")

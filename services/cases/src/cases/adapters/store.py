@@ -88,7 +88,8 @@ class CaseRepository:
         doc = case_document(case)
         if not await self.outbox.insert(self.collection, doc, events):
             return False
-        await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
+        if case.is_open:
+            await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
         if case.customer_id:
             await self.by_customer.update_one({"_id": case.customer_id},
                                               {"$addToSet": {"case_ids": case.case_id}}, upsert=True)
@@ -102,7 +103,8 @@ class CaseRepository:
             await self.outbox.update(self.collection, case.case_id, rev, {"$set": doc}, events)
         except RevisionConflict as exc:
             raise ConcurrentUpdate(case.case_id) from exc
-        await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
+        if case.is_open:  # the queue lists open cases; a closed one drops out as it is read
+            await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
 
     async def open_cases_of(self, customer_id: str) -> list[Case]:
         index = await self.by_customer.find_one({"_id": customer_id})
@@ -145,8 +147,8 @@ class CaseRepository:
             bucket: list[dict[str, Any]] = []
             for case_id in dict.fromkeys(await self.queue_index.members(region, hour)):
                 doc = await self.collection.find_one({"_id": case_id}, QUEUE_PROJECTION)
-                if doc is None or due_hour(doc["sla_due_at"]) != hour:
-                    continue  # moved to another hour since
+                if doc is None or not doc.get("is_open") or due_hour(doc["sla_due_at"]) != hour:
+                    continue  # closed, or moved to another hour since
                 if any(doc.get(k) != v for k, v in wanted.items()):
                     continue
                 if due_before is not None and doc["sla_due_at"] > due_before:

@@ -211,7 +211,8 @@ def domain_problem(exc: DomainError) -> Problem:
 def build_router(svc: handlers.CaseServices) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["cases"])
 
-    @router.get("/cases", summary="The queue: cases of your regions, due first")
+    @router.get("/cases", summary="The queue: open cases of your regions, due first",
+                description="Closed cases leave the queue; find one by its id or number.")
     async def queue(
         principal: Annotated[Principal, Depends(require_roles(*READERS))],
         region: str | None = None,

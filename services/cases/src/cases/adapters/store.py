@@ -19,7 +19,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from cases.adapters.queue import QueueIndex, due_hour
+from cases.adapters.queue import QueueIndex, due_hour, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 from cases.domain.sla import next_due
@@ -56,6 +56,7 @@ def case_document(case: Case) -> dict[str, Any]:
     # One scalar per case for the queue's "due first" order and the SLA timer; a case with
     # no running clock sorts last (a sentinel, not null: null sorts first in MongoDB).
     doc["sla_due_at"] = next_due(case.clocks) or NO_DEADLINE
+    doc["queue_at"] = queue_location(doc)
     return doc
 
 
@@ -88,8 +89,7 @@ class CaseRepository:
         doc = case_document(case)
         if not await self.outbox.insert(self.collection, doc, events):
             return False
-        if case.is_open:
-            await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
+        await self.queue_index.place(doc, None)
         if case.customer_id:
             await self.by_customer.update_one({"_id": case.customer_id},
                                               {"$addToSet": {"case_ids": case.case_id}}, upsert=True)
@@ -98,13 +98,16 @@ class CaseRepository:
     async def save(self, case: Case, rev: int, events: list[OutgoingEvent]) -> None:
         """Write the case and its events in one update, if nobody changed it since `rev`."""
         doc = case_document(case)
-        doc.pop("_id")
+        before = await self.collection.find_one({"_id": case.case_id}, {"queue_at": 1})
         try:
-            await self.outbox.update(self.collection, case.case_id, rev, {"$set": doc}, events)
+            await self.outbox.update(self.collection, case.case_id, rev,
+                                     {"$set": {k: v for k, v in doc.items() if k != "_id"}}, events)
         except RevisionConflict as exc:
             raise ConcurrentUpdate(case.case_id) from exc
-        if case.is_open:  # the queue lists open cases; a closed one drops out as it is read
-            await self.queue_index.enter(case.region, case.case_id, doc["sla_due_at"])
+        # The queue row follows the case: moved after the case is written (a crash in
+        # between leaves the row stale until the case's next save).
+        previous = (before or {}).get("queue_at")
+        await self.queue_index.place(doc, (previous["region"], previous["hour"]) if previous else None)
 
     async def open_cases_of(self, customer_id: str) -> list[Case]:
         index = await self.by_customer.find_one({"_id": customer_id})
@@ -134,7 +137,7 @@ class CaseRepository:
 
     async def queue(self, filters: dict[str, Any], *, regions: list[str], due_before: datetime | None,
                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
-        """Cases of `regions` matching `filters`, due first, after the cursor; see queue.py."""
+        """Open cases of `regions` matching `filters`, due first, after the cursor; see queue.py."""
         wanted = {k: v for k, v in filters.items() if v is not None}
         hours = sorted({(h, r) for r in regions for h in await self.queue_index.hours(r)})
         last_hour = due_hour(due_before) if due_before else None
@@ -144,27 +147,16 @@ class CaseRepository:
                 continue
             if (last_hour is not None and hour > last_hour) or len(rows) >= limit:
                 break
-            bucket: list[dict[str, Any]] = []
-            for case_id in dict.fromkeys(await self.queue_index.members(region, hour)):
-                doc = await self.collection.find_one({"_id": case_id}, QUEUE_PROJECTION)
-                if doc is None or not doc.get("is_open") or due_hour(doc["sla_due_at"]) != hour:
-                    continue  # closed, or moved to another hour since
-                if any(doc.get(k) != v for k, v in wanted.items()):
-                    continue
-                if due_before is not None and doc["sla_due_at"] > due_before:
-                    continue
-                if after is not None and not _after(doc, after):
-                    continue
-                bucket.append(doc)
-            rows += sorted(bucket, key=lambda d: (d["sla_due_at"], d["_id"]))
+            bucket = [
+                r for r in await self.queue_index.rows(region, hour)
+                if all(r.get(k) == v for k, v in wanted.items())
+                and (due_before is None or r["sla_due_at"] <= due_before)
+                and (after is None or (r["sla_due_at"], r["case_id"]) > after)
+            ]
+            rows += sorted(bucket, key=lambda r: (r["sla_due_at"], r["case_id"]))
         return rows[:limit]
 
 
-QUEUE_PROJECTION = {"timeline": 0, "outbox": 0, "body": 0, "clocks": 0, "applied_events": 0}
-
-
-def _after(doc: dict[str, Any], cursor: tuple[datetime, str]) -> bool:
-    return (doc["sla_due_at"], doc["_id"]) > cursor
 
 
 class ContactLog:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from cases import handlers
+from cases.adapters.queue import ROW_FIELDS
 from cases.adapters.store import NO_DEADLINE, ConcurrentUpdate
 from cases.domain.procedure import SUPERVISOR_ACTIONS, Case, ChecklistIncomplete, DomainError, IllegalTransition
 
@@ -167,10 +168,7 @@ def case_view(case: Case) -> dict[str, Any]:
 
 
 def queue_row(doc: dict[str, Any]) -> dict[str, Any]:
-    keep = ("case_id", "case_number", "region", "status", "severity", "category", "department", "assignee",
-            "customer_id", "project", "building", "unit", "channel", "subject", "opened_at", "sla_due_at",
-            "waiting_for_customer", "collective_incident_id")
-    row = {k: doc.get(k) for k in keep}
+    row = {k: doc.get(k) for k in ROW_FIELDS}
     if row["sla_due_at"] == NO_DEADLINE:
         row["sla_due_at"] = None
     return _jsonable(row)
@@ -187,7 +185,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _encode_cursor(doc: dict[str, Any]) -> str:
-    raw = json.dumps([doc["sla_due_at"].isoformat(), doc["_id"]])
+    raw = json.dumps([doc["sla_due_at"].isoformat(), doc["case_id"]])
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from opentelemetry import trace
 
 from intake.adapters.attachments import sniff_content_type
 
@@ -78,7 +79,7 @@ class _Handler:
         try:
             letter = parse_letter(raw, [str(r) for r in envelope.rcpt_tos])
             # aiosmtpd serves from its own thread and loop; record the letter on ours.
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.sink(letter), self.loop))
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._record(letter), self.loop))
         except LetterRefused as exc:
             return f"550 {exc}"
         except Exception:
@@ -86,6 +87,12 @@ class _Handler:
             # A temporary failure: the sending server keeps the message and retries.
             return "451 Could not record the letter, try again later"
         return "250 Letter recorded"
+
+    async def _record(self, letter: ParsedLetter) -> None:
+        # A letter's own trace, as a request or a consumed message has: its log lines and
+        # its ContactReceived (the outbox keeps the traceparent) share the trace id.
+        with trace.get_tracer(__name__).start_as_current_span("smtp letter", kind=trace.SpanKind.SERVER):
+            await self.sink(letter)
 
 
 async def start_smtp_listener(sink: LetterSink, *, host: str, port: int, max_bytes: int) -> Any:

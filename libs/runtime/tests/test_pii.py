@@ -158,3 +158,9 @@ def test_mask_text_is_fast() -> None:
         mask_text(line)
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"10k log lines took {elapsed:.2f}s"
+
+
+def test_identifiers_that_contain_phone_shaped_digits_are_left_alone():
+    for text in ("trace cf9446e9cce7b19c09677296385f3356", "case cf9446e9-cce7-b19c-0967-7296385f3356",
+                 "order AB13800018000X"):
+        assert mask_text(text) == text

@@ -34,7 +34,8 @@ class PersonalDataFilter(logging.Filter):
         record.msg = mask_text(record.getMessage())
         record.args = None
         for key, value in list(record.__dict__.items()):
-            if key not in self._STANDARD and isinstance(value, str):
+            # Ids are generated, never personal data: leave trace ids, case ids, ... intact.
+            if key not in self._STANDARD and isinstance(value, str) and not key.endswith("_id"):
                 setattr(record, key, mask_text(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

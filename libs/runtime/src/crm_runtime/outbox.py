@@ -149,6 +149,7 @@ class OutboxRelay:
         self.collections = {c.name: c for c in collections}
         self.markers = collections[0].database[MARKERS]
         self._swept = False
+        self._sent: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self.lease = lease
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
@@ -215,6 +216,9 @@ class OutboxRelay:
                 doc = await collection.find_one({"_id": marker["doc_id"]}, {OUTBOX: 1, REV: 1})
                 if doc is not None:
                     total += await self._relay_document(collection, doc)
+            except _RemovalPending:
+                # Most likely the claim of a writer that died: it goes stale and is broken.
+                await Outbox(collection.database)._mark(collection, marker["doc_id"])
             except BaseException:
                 await Outbox(collection.database)._mark(collection, marker["doc_id"])
                 raise
@@ -224,36 +228,49 @@ class OutboxRelay:
         entries = doc.get(OUTBOX) or []
         if not entries:
             return 0
-        if entries:
-            # Send all, then wait for all: the idempotent producer keeps their order per key.
-            futures = []
-            for e in entries:
-                # Publish inside the trace that caused the event, so the trace runs on.
-                token = otel_context.attach(propagate.extract({"traceparent": e.get("traceparent") or ""}))
-                try:
-                    futures.append(await self.broker.publish(
-                        e["value"].encode(), topic=e["topic"], key=e["key"].encode(),
-                        headers=event_headers(), no_confirm=True,
-                    ))
-                finally:
-                    otel_context.detach(token)
-            await asyncio.gather(*futures)
-        await self._remove_published(collection, doc, {e["id"] for e in entries})
-        self.published += len(entries)
-        return len(entries)
+        # Events this relay already published, whose removal is waiting (for example on
+        # the revision claim of a writer that died), are not sent again each round.
+        to_send = [e for e in entries if e["id"] not in self._sent]
+        futures = []
+        for e in to_send:
+            # Publish inside the trace that caused the event, so the trace runs on.
+            token = otel_context.attach(propagate.extract({"traceparent": e.get("traceparent") or ""}))
+            try:
+                # Send all, then wait for all: the idempotent producer keeps their order per key.
+                futures.append(await self.broker.publish(
+                    e["value"].encode(), topic=e["topic"], key=e["key"].encode(),
+                    headers=event_headers(), no_confirm=True,
+                ))
+            finally:
+                otel_context.detach(token)
+        await asyncio.gather(*futures)
+        for e in to_send:
+            self._sent[e["id"]] = None
+        while len(self._sent) > 10_000:
+            self._sent.pop(next(iter(self._sent)))
+        if not await self._remove_published(collection, doc, {e["id"] for e in entries}):
+            raise _RemovalPending(doc["_id"])
+        for e in entries:
+            self._sent.pop(e["id"], None)
+        self.published += len(to_send)
+        return len(to_send)
 
     async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any],
-                                sent: set[str]) -> None:
+                                sent: set[str]) -> bool:
         """Drop the published entries, keeping any appended since they were read."""
-        for _ in range(20):
+        for _ in range(5):
             remaining = [e for e in doc.get(OUTBOX) or [] if e["id"] not in sent]
             try:
                 await write_revision(collection, doc["_id"], doc.get(REV, 0),
                                      {"$set": {OUTBOX: remaining, PENDING: bool(remaining)}})
-                return
+                return True
             except RevisionConflict:
                 fresh = await collection.find_one({"_id": doc["_id"]}, {OUTBOX: 1, REV: 1})
                 if fresh is None:
-                    return
+                    return True
                 doc = fresh
-        log.warning("outbox of %s kept changing; its published events stay until the next round", doc["_id"])
+        return False
+
+
+class _RemovalPending(Exception):
+    """Published, but not yet removed from the document: marked again for the next round."""

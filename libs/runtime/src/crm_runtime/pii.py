@@ -145,8 +145,10 @@ _FULLWIDTH = str.maketrans(
     | {"＋": "+", "－": "-", "（": "(", "）": ")", "＠": "@", "．": ".", "Ｘ": "X", "ｘ": "x"}
 )
 
-_D = r"(?<!\d)"  # not inside a longer digit run
-_E = r"(?!\d)"
+# Not inside a longer run of digits or ASCII letters: a number glued to letters is part of
+# an identifier (a trace id, a UUID, an order code), not a phone number.
+_D = r"(?<![0-9A-Za-z])"
+_E = r"(?![0-9A-Za-z])"
 _SEP = r"[ \-.\u00a0\u3000]?"
 _TEXT_PATTERN = re.compile(
     # e-mail: an ASCII local part and a dotted domain

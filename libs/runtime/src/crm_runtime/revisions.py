@@ -9,7 +9,8 @@ first. A unique insert, though, is atomic there too.
 So every write to a document that several writers share first claims the document's
 next revision by inserting `<collection>/<id>@<rev+1>` into a claims collection. Only one
 writer can claim it; the others get `RevisionConflict`, reload and try again. A claim
-left by a writer that died between claiming and writing is broken after `stale_after`.
+left by a writer that died between claiming and writing is broken after `stale_after`
+(10 s).
 On MongoDB the claim is redundant with the `rev` filter, and costs one insert.
 """
 
@@ -22,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 REV = "rev"
-STALE_AFTER = timedelta(seconds=30)
+STALE_AFTER = timedelta(seconds=10)  # a live writer holds a claim for milliseconds
 
 
 class RevisionConflict(Exception):

@@ -27,7 +27,8 @@ class IntakeSettings(ServiceSettings):
     # otherwise the local part of the recipient address is taken as the region.
     smtp_mailboxes: dict[str, str] = Field(default_factory=dict, validation_alias="CRM_INTAKE_SMTP_MAILBOXES")
 
-    # Per-region kind-hint keyword overrides (JSON): {"chengdu": {"repair": {"add": ["遭了"]}}}.
+    # Per-region kind-hint keyword overrides (JSON): {"chengdu": {"add": {"repair": ["遭了"]}}};
+    # the format is in intake.domain.kind_hint (KindKeywords.merged).
     kind_keyword_overrides: dict[str, Any] = Field(default_factory=dict,
                                                    validation_alias="CRM_KIND_KEYWORD_OVERRIDES")
 

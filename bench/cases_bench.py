@@ -164,7 +164,7 @@ async def queue_benchmark(stack: Any, small: int, large: int, rounds: int) -> li
     return lines
 
 
-async def opening_benchmark(stack: Any, count: int) -> list[str]:
+async def opening_benchmark(stack: Any, count: int, *, with_rates: bool = False) -> Any:
     """Cases opened per second from a backlog, next to raw consumption of the same backlog."""
     await ensure_topics(stack.bootstrap, [topics.INTAKE_CONTACTS])
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=20)
@@ -205,18 +205,40 @@ async def opening_benchmark(stack: Any, count: int) -> list[str]:
     cases = client[f"crm_cases{suffix}"]["cases"]
     t = time.perf_counter()
     async with running_app(create_app(app_settings)):
-        while await cases.count_documents({}) < count:  # noqa: ASYNC110 - polling the store is the point
+        while await cases.count_documents({}) < count:
             await asyncio.sleep(1)
     opened_s = time.perf_counter() - t
     await client.drop_database(f"crm_cases{suffix}")
     await client.close()
-    return [
+    lines = [
         "| path | events | seconds | events/s |", "|---|---|---|---|",
         f"| raw aiokafka consume (commit per batch) | {count:,} | {raw_s:.1f} | {count / raw_s:,.0f} |",
         f"| cases service: contact.received → case opened (stored, numbered, queued, events in the outbox) "
         f"| {count:,} | {opened_s:.1f} | {count / opened_s:,.1f} |",
         "", f"Ratio (cases service / raw consume): {raw_s / opened_s:.4f}.",
     ]
+    if with_rates:
+        return lines, {"platform": count / opened_s, "raw": count / raw_s}
+    return lines
+
+
+async def run(stack: Any, quick: bool) -> Any:
+    """The `cases` section of `python -m bench`."""
+    from bench.common import Headline, Section, Stopwatch
+
+    small, large, rounds, backlog = (2_000, 20_000, 20, 300) if quick else (10_000, 1_000_000, 50, 1_000)
+    clock = Stopwatch()
+    section = Section("cases", "Cases: the staff queue and opening cases",
+                      sizes=f"queue at {small:,} and {large:,} cases, backlog of {backlog:,} contacts")
+    queue_lines = await queue_benchmark(stack, small, large, rounds)
+    opening_lines, rates = await opening_benchmark(stack, backlog, with_rates=True)
+    section.headlines = [Headline("cases: opening cases from contacts", "cases service (store, number, queue, outbox)",
+                                  rates["platform"], "AIOKafkaConsumer, group, commit per getmany", rates["raw"])]
+    section.details = ["**The staff queue** (`GET /v1/cases`, p50/p99 over repeated calls)", "", *queue_lines, "",
+                       "**Opening cases from a backlog**", "", *opening_lines]
+    section.about = __doc__ or ""
+    section.seconds = clock.s
+    return section
 
 
 async def main_async(quick: bool) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import Headline, Section, headline_table
 
-ORDER = ("runtime", "intake-burst", "intake-onboarding")
+ORDER = ("runtime", "cases")
 BLOCK = re.compile(r"<!-- bench:(?P<name>[a-z-]+) begin -->\n(?P<body>.*?)<!-- bench:(?P=name) end -->", re.S)
 HEADLINES = re.compile(r"<!-- headlines (?P<json>.*?) -->")
 FULL_RUN = re.compile(r"<!-- full-run (?P<text>.*?) -->")
@@ -104,7 +104,7 @@ def write_docs(path: Path, sections: list[Section], info: dict[str, str], *, com
         "and FerretDB 1.x on SQLite, on free ports with a temporary data folder, so it never touches the data "
         "of `make run` — and measures the platform's paths against the real servers, each next to raw aiokafka "
         "measured in the same run on the same stack; the ratio is platform ÷ raw. "
-        "`python -m bench NAME ...` runs some (`runtime`, `intake-burst`, `intake-onboarding`); `--quick` runs "
+        "`python -m bench NAME ...` runs some (`runtime`, `cases`); `--quick` runs "
         "~10x smaller sizes as a smoke test and does not rewrite this file.",
         "",
         f"<!-- full-run {full_run} -->",

@@ -14,9 +14,7 @@ from cases.domain.procedure import (
     DomainError,
     IllegalTransition,
     ReasonRequired,
-    case_number,
     open_case,
-    region_prefix,
 )
 from cases.domain.routing import Routing
 from cases.domain.severity import SeverityContext, SeverityRules, propose_severity
@@ -91,17 +89,6 @@ def finish(case: Case) -> None:
 
 
 # -- numbers -------------------------------------------------------------------------------
-
-
-def test_case_number_format():
-    assert case_number("SZ", 2026, 123) == "SZ-2026-000123"
-    assert case_number("bj", 2025, 1) == "BJ-2025-000001"
-    assert region_prefix("shenzhen") == "SZ"
-    assert region_prefix("Hangzhou") == "HA"
-    with pytest.raises(DomainError):
-        case_number("S1", 2026, 1)
-    with pytest.raises(DomainError):
-        case_number("SZ", 2026, 0)
 
 
 # -- opening -------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ the clock: every command takes `at` (an aware datetime).
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -1054,34 +1053,8 @@ class Case:
 
 # -- opening a case -----------------------------------------------------------------------
 
-REGION_PREFIXES = {
-    "shenzhen": "SZ",
-    "shanghai": "SH",
-    "beijing": "BJ",
-    "tianjin": "TJ",
-    "chengdu": "CD",
-    "shenyang": "SY",
-}
-
-_PREFIX = re.compile(r"^[A-Z]{2,4}$")
-
-
-def region_prefix(region: str) -> str:
-    """Case-number prefix of a region: the table above, else its first two letters."""
-    return REGION_PREFIXES.get(region.lower(), re.sub(r"[^A-Za-z]", "", region)[:2].upper() or "XX")
-
-
-def case_number(region_prefix: str, year: int, seq: int) -> str:
-    """Human-readable case number, e.g. `case_number("SZ", 2026, 123)` -> "SZ-2026-000123".
-    `seq` is the region's counter for the year (the adapter increments it atomically)."""
-    prefix = region_prefix.upper()
-    if not _PREFIX.match(prefix):
-        raise DomainError(
-            f"case number prefix must be 2-4 letters, got {region_prefix!r}", field="region_prefix"
-        )
-    if seq < 1 or not 1000 <= year <= 9999:
-        raise DomainError(f"bad case number parts: year={year}, seq={seq}", field="seq")
-    return f"{prefix}-{year:04d}-{seq:06d}"
+# Case numbers (SZ-2026-000123) come from crm_contracts.regions.case_number: the region
+# prefixes are part of the public contract, kept in one place.
 
 
 def open_case(

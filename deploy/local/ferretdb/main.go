@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -41,6 +42,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// Index the collections that already exist before clients arrive, then
+	// keep up with the ones they create (see idindex.go).
+	keeper := newIDIndexKeeper(*sqliteURL, logger)
+	keeper.pass(ctx)
+	go keeper.run(ctx, 500*time.Millisecond)
 
 	logger.Warn("FerretDB listening", "addr", *listen, "sqlite", *sqliteURL)
 	f.Run(ctx)

@@ -107,11 +107,10 @@ def kafka_libs() -> Path:
 
 
 def ferretdb_binary() -> Path:
-    """FerretDB built from deploy/local/ferretdb, cached per go.sum so upgrades rebuild."""
+    """FerretDB built from deploy/local/ferretdb, cached per source digest so any change rebuilds."""
     module = project_root() / "deploy" / "local" / "ferretdb"
-    digest = hashlib.sha256(
-        (module / "go.sum").read_bytes() + (module / "main.go").read_bytes()
-    ).hexdigest()[:12]
+    sources = [module / "go.mod", module / "go.sum", *sorted(module.glob("*.go"))]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     binary = cache_dir() / f"ferretdb-{digest}" / "ferretdb"
     if binary.exists():
         return binary

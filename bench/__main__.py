@@ -7,6 +7,8 @@ full-size run, rewrites `docs/benchmarks.md`. Benchmarks:
   runtime            outbox relay and effectively-once consumer vs raw aiokafka
   cases              the staff queue at 10,000 and 1,000,000 cases; cases opened per second
                      from a backlog of contacts vs raw aiokafka consume
+  intake             a burst of 10,000 contacts over HTTP (intake in its own process) vs raw
+                     aiokafka produce; onboarding 1,000,000 customers vs raw aiokafka consume
 
 `--quick` runs ~10x smaller sizes as a smoke test and leaves docs/benchmarks.md alone
 (unless --docs is given). Benchmarks not run keep their section of docs/benchmarks.md.
@@ -17,19 +19,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cases_bench, runtime
+from bench import cases_bench, intake_bench, runtime
 from bench.common import ROOT, Section, Stopwatch, headline_table
 from bench.report import machine, write_docs
 
 BENCHMARKS: dict[str, Callable[[Any, bool], Awaitable[Section]]] = {
     "runtime": runtime.run,
     "cases": cases_bench.run,
+    "intake": intake_bench.run,
 }
 
 
@@ -83,7 +87,10 @@ def main() -> None:
     clock = Stopwatch()
     sections, stack_info = asyncio.run(main_async(names, args.quick))
     total_s = clock.s
-    command = "python -m bench" + "".join(f" {n}" for n in args.names) + (" --quick" if args.quick else "")
+    # Size overrides (BENCH_INTAKE_BURST=…) are part of the command: the sizes differ from the named ones.
+    overrides = "".join(f"{k}={v} " for k, v in sorted(os.environ.items()) if k.startswith("BENCH_"))
+    command = (overrides + "python -m bench" + "".join(f" {n}" for n in args.names)
+               + (" --quick" if args.quick else ""))
 
     print("\n".join(headline_table([h for s in sections for h in s.headlines])))
     print()

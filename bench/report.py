@@ -19,10 +19,12 @@ from typing import Any
 
 from bench.common import Headline, Section, headline_table
 
-ORDER = ("runtime", "cases")
+ORDER = ("runtime", "cases", "intake")
 BLOCK = re.compile(r"<!-- bench:(?P<name>[a-z-]+) begin -->\n(?P<body>.*?)<!-- bench:(?P=name) end -->", re.S)
 HEADLINES = re.compile(r"<!-- headlines (?P<json>.*?) -->")
 FULL_RUN = re.compile(r"<!-- full-run (?P<text>.*?) -->")
+MEASURED = re.compile(r"Measured (?P<date>.+?) with `(?P<command>[^`]+)`")
+FULL_RUN_DONE = "A full `make bench`"
 
 
 def machine() -> dict[str, str]:
@@ -82,11 +84,21 @@ def write_docs(path: Path, sections: list[Section], info: dict[str, str], *, com
         blocks[s.name] = _block(s, info, command, date, quick)
     full = {s.name for s in sections} >= set(ORDER) and not quick
     if full:
-        full_run = (f"A full `make bench` (all three benchmarks at full size, stack start and stop included) "
+        full_run = (f"{FULL_RUN_DONE} (all {len(ORDER)} benchmarks at full size, stack start and stop included) "
                     f"took **{total_s / 60:.0f} min** on the machine below ({date}).")
     else:
         m = FULL_RUN.search(old)
-        full_run = m["text"] if m else "No full `make bench` has been recorded yet."
+        if m and m["text"].startswith(FULL_RUN_DONE):
+            full_run = m["text"]  # still true; each section says when it was measured
+        else:
+            # Say how each section was measured rather than keep a note a later run made stale.
+            parts = []
+            for name in ORDER:
+                if name in blocks:
+                    found = MEASURED.search(blocks[name])
+                    parts.append(f"`{name}` with `{found['command']}` ({found['date']})" if found else f"`{name}`")
+            full_run = ("No full `make bench` has been recorded yet; the sections below were measured separately: "
+                        + "; ".join(parts) + ".")
 
     headlines: list[Headline] = []
     for name in ORDER:
@@ -104,7 +116,7 @@ def write_docs(path: Path, sections: list[Section], info: dict[str, str], *, com
         "and FerretDB 1.x on SQLite, on free ports with a temporary data folder, so it never touches the data "
         "of `make run` — and measures the platform's paths against the real servers, each next to raw aiokafka "
         "measured in the same run on the same stack; the ratio is platform ÷ raw. "
-        "`python -m bench NAME ...` runs some (`runtime`, `cases`); `--quick` runs "
+        "`python -m bench NAME ...` runs some (`runtime`, `cases`, `intake`); `--quick` runs "
         "~10x smaller sizes as a smoke test and does not rewrite this file.",
         "",
         f"<!-- full-run {full_run} -->",

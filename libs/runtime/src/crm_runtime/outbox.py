@@ -144,6 +144,7 @@ class OutboxRelay:
         *,
         poll_interval_s: float = 0.25,
         batch_size: int = 200,
+        concurrency: int = 32,
     ) -> None:
         self.broker = broker
         self.collections = {c.name: c for c in collections}
@@ -153,6 +154,7 @@ class OutboxRelay:
         self.lease = lease
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -203,26 +205,40 @@ class OutboxRelay:
         return marked
 
     async def relay_once(self) -> int:
-        """Publish the events of one batch of marked documents; return how many."""
-        total = 0
+        """Publish the events of one batch of marked documents; return how many.
+
+        The documents of a batch are relayed concurrently: each is a handful of store round
+        trips and one produce, and they are independent (a marker per document, events in
+        order within a document, keyed by their aggregate)."""
         markers = [m async for m in self.markers.find({}).limit(self.batch_size)]
-        for marker in markers:
-            collection = self.collections.get(marker["collection"])
-            if collection is None:
-                continue
-            # Unmark first: a writer appending after this point marks the document again.
-            await self.markers.delete_one({"_id": marker["_id"]})
-            try:
-                doc = await collection.find_one({"_id": marker["doc_id"]}, {OUTBOX: 1, REV: 1})
-                if doc is not None:
-                    total += await self._relay_document(collection, doc)
-            except _RemovalPending:
-                # Most likely the claim of a writer that died: it goes stale and is broken.
-                await Outbox(collection.database)._mark(collection, marker["doc_id"])
-            except BaseException:
-                await Outbox(collection.database)._mark(collection, marker["doc_id"])
-                raise
-        return total
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def relay_marked(marker: dict[str, Any]) -> int:
+            async with slots:
+                return await self._relay_marked(marker)
+
+        results = await asyncio.gather(*(relay_marked(m) for m in markers), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        return sum(r for r in results if isinstance(r, int))
+
+    async def _relay_marked(self, marker: dict[str, Any]) -> int:
+        collection = self.collections.get(marker["collection"])
+        if collection is None:
+            return 0
+        # Unmark first: a writer appending after this point marks the document again.
+        await self.markers.delete_one({"_id": marker["_id"]})
+        try:
+            doc = await collection.find_one({"_id": marker["doc_id"]}, {OUTBOX: 1, REV: 1})
+            return await self._relay_document(collection, doc) if doc is not None else 0
+        except _RemovalPending:
+            # Most likely the claim of a writer that died: it goes stale and is broken.
+            await Outbox(collection.database)._mark(collection, marker["doc_id"])
+            return 0
+        except BaseException:
+            await Outbox(collection.database)._mark(collection, marker["doc_id"])
+            raise
 
     async def _relay_document(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> int:
         entries = doc.get(OUTBOX) or []

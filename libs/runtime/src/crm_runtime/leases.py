@@ -18,6 +18,7 @@ it to be fired again in a later window. A firing handler must therefore be idemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -205,6 +206,11 @@ class Timers:
 
     async def start(self) -> None:
         await self.ensure_indexes()
+        # A new store starts its cursor now: no timer can have been entered in an earlier
+        # minute, since every replica starts its poller before it schedules anything.
+        # Without it the first poll would probe a whole day of empty minutes.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.index.insert_one({"_id": "cursor", "bucket": self._bucket(self.clock())})
         self._task = asyncio.create_task(self._run(), name="timers")
 
     async def stop(self) -> None:

@@ -105,6 +105,11 @@ class Subscription:
 
     topic: str
     handlers: dict[str, EventHandler] = field(default_factory=dict)
+    # Consumers of this topic in the process, each with partitions of its own, so events
+    # of different partitions are handled side by side while each partition keeps its
+    # order (and its events' keys, their aggregate's order). Handlers must already be
+    # safe against a concurrent writer: another replica is one.
+    workers: int = 1
 
     def on(self, event_type: str, handler: EventHandler) -> Subscription:
         spec_for(event_type)  # fails fast on a misspelled type
@@ -199,6 +204,7 @@ def subscribe(
         # must reach the dead-letter path, not fail inside a generic decoder.
         decoder=_raw_decoder,
         title=f"{group_id}:{subscription.topic}",
+        **({"max_workers": subscription.workers} if subscription.workers > 1 else {}),
     )(consume)
 
 

@@ -67,7 +67,7 @@ def wire(settings: CasesSettings):
             await store.ensure_indexes(ctx.db)
 
         return Wiring(
-            subscriptions=kafka.subscriptions(svc),
+            subscriptions=kafka.subscriptions(svc, contact_workers=settings.contact_workers),
             ignore_types=kafka.IGNORED_TYPES,
             routers=[http.build_router(svc)],
             outbox_collections=[store.CASES, store.INCIDENTS],

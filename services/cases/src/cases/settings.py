@@ -27,6 +27,9 @@ class CasesSettings(ServiceSettings):
     collective_window_hours: float = Field(24, validation_alias="CRM_CASES_COLLECTIVE_WINDOW_HOURS")
     # A dissatisfied return visit (score 1 or 2): "reopen" the case or open a "follow_up" case.
     dissatisfied_return_visit: str = Field("reopen", validation_alias="CRM_CASES_DISSATISFIED_RETURN_VISIT")
+    # Consumers of intake's contacts per replica, each with its own partitions: opening a
+    # case waits on a few dozen store round trips, so partitions are worked side by side.
+    contact_workers: int = Field(3, ge=1, le=32, validation_alias="CRM_CASES_CONTACT_WORKERS")
 
     @field_validator("routing", "sla_policies", "calendars", "severity_overrides", mode="before")
     @classmethod

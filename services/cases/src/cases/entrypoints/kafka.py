@@ -11,7 +11,7 @@ from crm_runtime.kafka import Subscription
 from cases import handlers
 
 
-def subscriptions(svc: handlers.CaseServices) -> list[Subscription]:
+def subscriptions(svc: handlers.CaseServices, *, contact_workers: int = 1) -> list[Subscription]:
     async def on_contact_received(event: CloudEvent, data: ContactReceived) -> None:
         await handlers.on_contact_received(svc, data, event.id)
 
@@ -19,7 +19,8 @@ def subscriptions(svc: handlers.CaseServices) -> list[Subscription]:
         await handlers.on_survey_completed(svc, data)
 
     return [
-        Subscription(topics.INTAKE_CONTACTS).on("crm.intake.contact.received.v1", on_contact_received),
+        Subscription(topics.INTAKE_CONTACTS, workers=contact_workers)
+        .on("crm.intake.contact.received.v1", on_contact_received),
         Subscription(topics.SURVEYS_SURVEYS).on("crm.surveys.survey.completed.v1", on_survey_completed),
     ]
 

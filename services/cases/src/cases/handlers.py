@@ -155,13 +155,14 @@ async def on_contact_received(svc: CaseServices, data: ContactReceived, event_id
 
     case_id = await _case_for_contact(svc, data, proposal)
     if case_id is not None:
-        await svc.contacts.set(data.contact_id, case_id=case_id)
         fact = dataclasses.replace(fact, case_id=case_id)
     query_key = coll.query_key(fact)
     if query_key is not None:
         await svc.contacts.add_fact(query_key, {**contact_doc, "case_id": case_id})
     await _detect_collective(svc, data.region, fact)
-    await svc.contacts.set(data.contact_id, handled=True)
+    # Last: a crash before this line handles the contact again, and every step above is
+    # idempotent (the case id derives from the contact id).
+    await svc.contacts.set(data.contact_id, case_id=case_id, handled=True)
     return case_id
 
 

@@ -7,6 +7,7 @@ into these calls.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,18 +204,20 @@ def from_forum_post(data: ForumPostPublished, region: str) -> ReceiveContact:
 # ------------------------------------------------------------------ customer directory
 
 
-def directory_entry(data: CustomerUpserted, region: str) -> DirectoryEntry:
+def directory_entry(data: CustomerUpserted, region: str, as_of: datetime | None = None) -> DirectoryEntry:
     return DirectoryEntry.build(
         data.customer_id, region, names=[data.name], phones=data.phones, emails=[data.email],
-        units=[(u.project, u.building, u.unit) for u in data.units],
+        units=[(u.project, u.building, u.unit) for u in data.units], as_of=as_of,
     )
 
 
-async def upsert_customers(batch: list[tuple[CustomerUpserted, str]], *, directory: Directory) -> dict[str, list[str]]:
-    """Keep the directory current from the partner's customer archive, a batch at a time;
-    provisional customers with the same phone or e-mail are merged into the real ones.
-    Returns real customer id -> merged provisional ids."""
-    entries = [directory_entry(data, region) for data, region in batch]
+async def upsert_customers(batch: list[tuple[CustomerUpserted, str, datetime | None]], *,
+                           directory: Directory) -> dict[str, list[str]]:
+    """Keep the directory current from the partner's customer archive, a batch at a time
+    (each record with the time the archive wrote it: an older record never replaces a
+    newer one); provisional customers with the same phone or e-mail are merged into the
+    real ones. Returns real customer id -> merged provisional ids."""
+    entries = [directory_entry(data, region, as_of) for data, region, as_of in batch]
     await directory.save_many(entries)
     return await directory.merge_provisional_many(entries)
 
@@ -229,8 +232,7 @@ async def record_unit(data: UnitDelivered | OccupancyChanged, region: str, *, di
     elif unit in entry.units:
         return
     else:
-        entry = DirectoryEntry(entry.customer_id, entry.region, entry.names, entry.phones, entry.emails,
-                               [*entry.units, unit], entry.provisional)
+        entry = dataclasses.replace(entry, units=[*entry.units, unit])
     await directory.save(entry, event_id=event_id)
 
 

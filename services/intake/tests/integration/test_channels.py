@@ -8,6 +8,7 @@ import json
 import smtplib
 import time
 import uuid
+from datetime import datetime
 from email.message import EmailMessage
 
 import pytest
@@ -222,6 +223,34 @@ async def test_callers_are_recognised_in_every_phone_format(stack, intake):
         customer={"name": "陈先生"}, project="翠湖苑", building="5", unit="802"))
     [seen] = await received(stack, by_name.json()["contact_id"])
     assert (seen.json()["data"]["customer_id"], seen.json()["data"]["customer_match"]) == (customer_id, "probable")
+
+
+async def test_a_late_older_customer_record_does_not_undo_the_newer_one(stack, intake):
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    old_phone, new_phone = (f"1370000{uuid.uuid4().int % 10000:04d}", f"1360000{uuid.uuid4().int % 10000:04d}")
+
+    def record(phone: str, when: str):
+        return make_event("crm.partner.customer.upserted.v1", {
+            "customer_id": customer_id, "name": "林芳", "phones": [phone], "preferred_language": "zh-CN",
+            "consent": {"sms": True, "email": False, "letter": False}, "units": []},
+            subject=customer_id, time_=datetime.fromisoformat(when))
+
+    # The customer changed phone on the 3rd; the record of the 2nd arrives after it.
+    await produce(stack.bootstrap, topics.PARTNER_CUSTOMERS, record(new_phone, "2026-03-03T09:00:00+08:00"))
+    db = intake.app.state.ctx.db
+    await eventually(lambda: db["customers"].find_one({"_id": customer_id}), timeout=30)
+    await produce(stack.bootstrap, topics.PARTNER_CUSTOMERS, record(old_phone, "2026-03-02T09:00:00+08:00"))
+    marker = make_event("crm.partner.customer.upserted.v1", {  # behind the late record on the same key
+        "customer_id": customer_id + "-x", "name": "标记", "phones": [], "units": []}, subject=customer_id)
+    await produce(stack.bootstrap, topics.PARTNER_CUSTOMERS, marker)
+    await eventually(lambda: db["customers"].find_one({"_id": customer_id + "-x"}), timeout=30)
+
+    for phone, expected in ((new_phone, (customer_id, "exact")), (old_phone, (None, "unknown"))):
+        r = await intake.post("/v1/contacts", headers=token(), json=front_desk(customer={"phone": phone}))
+        [seen] = await received(stack, r.json()["contact_id"])
+        data = seen.json()["data"]
+        got = (None if data["customer_id"].startswith("prov-") else data["customer_id"], data["customer_match"])
+        assert got == expected, phone
 
 
 async def test_near_identical_repeat_within_a_day_is_recorded_and_marked_duplicate(stack, intake):

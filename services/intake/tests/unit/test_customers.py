@@ -185,3 +185,20 @@ def test_lookup_keys_meet_entry_keys() -> None:
     assert set(surname) <= entry_keys
     assert lookup_keys(ContactIdentity(name="张伟")) == []
     assert lookup_keys(ContactIdentity(phone="not a phone")) == []
+
+
+def test_an_older_record_of_a_customer_never_replaces_a_newer_one() -> None:
+    from datetime import UTC, datetime
+
+    from intake.domain.customers import newest_per_customer, supersedes
+
+    monday = DirectoryEntry.build("C-1001", "shenzhen", phones=["13800018000"],
+                                  as_of=datetime(2026, 3, 2, 9, tzinfo=UTC))
+    tuesday = DirectoryEntry.build("C-1001", "shenzhen", phones=["13900019000"],
+                                   as_of=datetime(2026, 3, 3, 9, tzinfo=UTC))
+    undated = DirectoryEntry.build("C-1001", "shenzhen", phones=["13700017000"])
+    assert supersedes(tuesday, monday) and not supersedes(monday, tuesday)
+    assert supersedes(undated, tuesday) and supersedes(monday, undated)  # unknown age: taken as current
+    # In one batch too, whatever the order they arrived in.
+    assert newest_per_customer([tuesday, monday])["C-1001"].phones == {"13900019000"}
+    assert newest_per_customer([monday, tuesday])["C-1001"].phones == {"13900019000"}

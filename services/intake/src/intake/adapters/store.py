@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
-from intake.domain.customers import DirectoryEntry
+from intake.domain.customers import DirectoryEntry, newest_per_customer, supersedes
 
 CONTACTS = "contacts"
 CUSTOMERS = "customers"
@@ -94,7 +94,7 @@ class MongoDirectory:
             customer_id=doc["_id"], region=doc["region"], names=doc.get("names", []),
             phones=frozenset(doc.get("phones", [])), emails=frozenset(doc.get("emails", [])),
             units=[(u["project"], u["building"], u["unit"]) for u in doc.get("units", [])],
-            provisional=doc.get("provisional", False),
+            provisional=doc.get("provisional", False), as_of=doc.get("as_of"),
         )
 
     @staticmethod
@@ -104,7 +104,7 @@ class MongoDirectory:
             "emails": sorted(entry.emails),
             # Objects, not [project, building, unit]: no arrays nested in arrays (FerretDB).
             "units": [{"project": p, "building": b, "unit": u} for p, b, u in entry.units],
-            "provisional": entry.provisional, "merged_into": None,
+            "provisional": entry.provisional, "merged_into": None, "as_of": entry.as_of,
         }
 
     async def get(self, customer_id: str) -> DirectoryEntry | None:
@@ -128,12 +128,15 @@ class MongoDirectory:
         """Upsert entries and their keys in few round trips whatever the batch size (a
         region's onboarding brings its whole archive at once): new customers and new keys
         go in with one insert_many each; only those that existed are updated one by one."""
-        latest = {e.customer_id: e for e in entries}  # the last word on a customer wins
+        latest = newest_per_customer(entries)
         existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
         stale: dict[str, list[str]] = {}
         for cid in existed:
             old = await self.customers.find_one({"_id": cid})
             if old is not None:
+                if not supersedes(latest[cid], self._entry(old)):
+                    del latest[cid]  # we already hold a newer record of this customer
+                    continue
                 gone = set(self._entry(old).lookup_keys()) - set(latest[cid].lookup_keys())
                 for key in gone:
                     stale.setdefault(key, []).append(cid)

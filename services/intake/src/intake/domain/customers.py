@@ -31,6 +31,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from crm_runtime.pii import normalise_phone
@@ -42,10 +43,12 @@ __all__ = [
     "MatchKind",
     "lookup_keys",
     "match_customer",
+    "newest_per_customer",
     "normalise_email",
     "normalise_name",
     "normalise_place",
     "provisional_customer_id",
+    "supersedes",
 ]
 
 
@@ -186,6 +189,8 @@ class DirectoryEntry:
     emails: frozenset[str] = field(default_factory=frozenset)
     units: list[tuple[str, str, str]] = field(default_factory=list)  # (project, building, unit)
     provisional: bool = False
+    # When the partner's archive wrote this record (its event's time); None when unknown.
+    as_of: datetime | None = None
 
     @classmethod
     def build(
@@ -198,6 +203,7 @@ class DirectoryEntry:
         emails: Iterable[str | None] = (),
         units: Iterable[tuple[str, str, str]] = (),
         provisional: bool = False,
+        as_of: datetime | None = None,
     ) -> DirectoryEntry:
         """An entry from raw partner data: phones and e-mails normalised, junk dropped."""
         return cls(
@@ -208,6 +214,7 @@ class DirectoryEntry:
             emails=frozenset(e for e in map(normalise_email, emails) if e),
             units=[tuple(u) for u in units],  # type: ignore[misc]
             provisional=provisional,
+            as_of=as_of,
         )
 
     def lookup_keys(self) -> list[str]:
@@ -239,6 +246,23 @@ class Match:
 
 
 UNKNOWN = Match(None, MatchKind.UNKNOWN)
+
+
+def supersedes(candidate: DirectoryEntry, stored: DirectoryEntry) -> bool:
+    """Whether `candidate` may replace `stored`. The partner's archive sends whole records,
+    so an older one arriving late (redelivered, replayed, or overtaken on another
+    partition) must not undo a newer one; a record of unknown age is taken as current."""
+    return candidate.as_of is None or stored.as_of is None or candidate.as_of >= stored.as_of
+
+
+def newest_per_customer(entries: Iterable[DirectoryEntry]) -> dict[str, DirectoryEntry]:
+    """The newest record of each customer in a batch (the later one on a tie)."""
+    newest: dict[str, DirectoryEntry] = {}
+    for entry in entries:
+        known = newest.get(entry.customer_id)
+        if known is None or supersedes(entry, known):
+            newest[entry.customer_id] = entry
+    return newest
 
 
 def lookup_keys(identity: ContactIdentity) -> list[str]:

@@ -21,7 +21,8 @@ def batch_subscriptions(deps: IntakeDeps) -> list[BatchSubscription]:
     """A region's onboarding brings its whole customer archive at once: absorb it in batches."""
 
     async def on_customers_upserted(batch: list[tuple[CloudEvent, CustomerUpserted]]) -> None:
-        await handlers.upsert_customers([(data, event.region) for event, data in batch], directory=deps.directory)
+        await handlers.upsert_customers([(data, event.region, event.time) for event, data in batch],
+                                        directory=deps.directory)
 
     return [BatchSubscription(topics.PARTNER_CUSTOMERS, ("crm.partner.customer.upserted.v1",), on_customers_upserted)]
 

@@ -6,6 +6,8 @@ configuration, the subscriptions, the SLA timers and the staff API.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import timedelta
 from functools import cache
 
@@ -21,6 +23,8 @@ from cases.domain.severity import SeverityRules
 from cases.domain.sla import SlaPolicies
 from cases.entrypoints import http, kafka
 from cases.settings import CasesSettings
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """The nine-step complaint procedure: cases opened from contacts, validated,
 classified (general / major / crisis), assessed, investigated, handled, replied to, closed
@@ -66,12 +70,32 @@ def wire(settings: CasesSettings):
         async def start_indexes() -> None:
             await store.ensure_indexes(ctx.db)
 
+        repairing: list[asyncio.Task[None]] = []
+
+        async def repair_queue_forever() -> None:
+            # Every replica may run it: a repair re-places rows by revision, idempotently.
+            while True:
+                try:
+                    await svc.cases.repair_queue(older_than_s=settings.queue_repair_after_s)
+                except Exception:
+                    log.exception("queue repair round failed; trying again")
+                await asyncio.sleep(settings.queue_repair_after_s)
+
+        async def start_queue_repair() -> None:
+            repairing.append(asyncio.create_task(repair_queue_forever(), name="queue-repair"))
+
+        async def stop_queue_repair() -> None:
+            for task in repairing:
+                task.cancel()
+            await asyncio.gather(*repairing, return_exceptions=True)
+
         return Wiring(
             subscriptions=kafka.subscriptions(svc, contact_workers=settings.contact_workers),
             ignore_types=kafka.IGNORED_TYPES,
             routers=[http.build_router(svc)],
             outbox_collections=[store.CASES, store.INCIDENTS],
-            on_startup=[start_indexes],
+            on_startup=[start_indexes, start_queue_repair],
+            on_shutdown=[stop_queue_repair],
             timer_handlers={handlers.SLA_TIMER: on_sla_timer},
         )
 

@@ -30,6 +30,9 @@ class CasesSettings(ServiceSettings):
     # Consumers of intake's contacts per replica, each with its own partitions: opening a
     # case waits on a few dozen store round trips, so partitions are worked side by side.
     contact_workers: int = Field(3, ge=1, le=32, validation_alias="CRM_CASES_CONTACT_WORKERS")
+    # A case write whose queue row was not moved after this long is finished by a repair
+    # (its writer died in between); also how often the repair looks.
+    queue_repair_after_s: float = Field(30.0, gt=0, validation_alias="CRM_CASES_QUEUE_REPAIR_AFTER_S")
 
     @field_validator("routing", "sla_policies", "calendars", "severity_overrides", mode="before")
     @classmethod

@@ -6,6 +6,12 @@ region has a document listing its non-empty due hours, and each `<region>|<hour>
 document holding the queue rows (status, severity, category, department, assignee, due
 time, ...) of the open cases due in that hour. A page reads the hour list and then
 bucket after bucket until it is full; a case's save moves its row between buckets.
+
+Rows follow the case's revision. Two saves of one case can reach the queue in either
+order, so each bucket keeps, per case, only the newest thing it heard: a row carries the
+revision it shows, and a removal leaves the revision it happened at (`gone`), so an older
+row arriving late is refused. A save that dies between writing the case and moving its
+row leaves a repair note (`queue_repairs`), and `repair` re-places the row from the case.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 QUEUE = "queue_index"
+REPAIRS = "queue_repairs"
 ROW_FIELDS = ("case_id", "case_number", "region", "status", "severity", "category", "department", "assignee",
               "customer_id", "project", "building", "unit", "channel", "subject", "opened_at", "sla_due_at",
               "waiting_for_customer", "collective_incident_id")
@@ -60,27 +67,84 @@ async def _update(collection: AsyncCollection[dict[str, Any]], doc_id: str,
     raise RevisionConflict(doc_id)
 
 
+def placed(bucket: dict[str, Any] | None, case_id: str, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The bucket with `row` in it, or None if it already knows something newer of the case."""
+    rows, gone = (bucket or {}).get("rows", {}), (bucket or {}).get("gone", {})
+    known = max(int(rows[case_id].get("rev", -1)) if case_id in rows else -1, int(gone.get(case_id, -1)))
+    if known >= row["rev"]:
+        return None
+    return {"rows": {**rows, case_id: row}, "gone": gone}
+
+
+def removed(bucket: dict[str, Any] | None, case_id: str, rev: int) -> dict[str, Any] | None:
+    """The bucket without the case as of `rev` (remembered, so an older row stays out), or
+    None if nothing changes."""
+    rows, gone = (bucket or {}).get("rows", {}), (bucket or {}).get("gone", {})
+    if case_id in rows and int(rows[case_id].get("rev", -1)) > rev:
+        return None  # placed again by a newer save
+    if case_id not in rows and int(gone.get(case_id, -1)) >= rev:
+        return None
+    return {"rows": {k: v for k, v in rows.items() if k != case_id}, "gone": {**gone, case_id: rev}}
+
+
 class QueueIndex:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[QUEUE]
+        self.repairs = db[REPAIRS]
 
-    async def place(self, case_doc: dict[str, Any], previous: tuple[str, int] | None) -> tuple[str, int] | None:
-        """Put the case's row in its bucket (or take it out once closed); returns where it is."""
+    async def place(self, case_doc: dict[str, Any], previous: tuple[str, int] | None, rev: int,
+                    ) -> tuple[str, int] | None:
+        """Put the case's row (as of revision `rev`) in its bucket, or take it out once
+        closed, and out of the bucket it was in before; returns where it is."""
         case_id = case_doc["_id"]
         location = queue_location(case_doc)
         here = (location["region"], location["hour"]) if location else None
         if previous is not None and previous != here:
-            await _update(self.collection, f"{previous[0]}|{previous[1]}",
-                          lambda d: {"rows": {k: v for k, v in d["rows"].items() if k != case_id}}
-                          if d and case_id in d["rows"] else None)
+            await _update(self.collection, f"{previous[0]}|{previous[1]}", lambda d: removed(d, case_id, rev))
         if here is not None:
-            row = queue_row(case_doc)
-            await _update(self.collection, f"{here[0]}|{here[1]}",
-                          lambda d: {"rows": {**(d["rows"] if d else {}), case_id: row}})
+            row = {**queue_row(case_doc), "rev": rev}
+            await _update(self.collection, f"{here[0]}|{here[1]}", lambda d: placed(d, case_id, row))
             await _update(self.collection, f"hours:{here[0]}",
                           lambda d: None if d and here[1] in d["hours"]
                           else {"hours": sorted({*(d["hours"] if d else []), here[1]})})
         return here
+
+    async def note_repair(self, case_id: str, rev: int, previous: tuple[str, int] | None) -> str:
+        """Before a case write: if the writer dies before moving the row, `repair` will."""
+        note_id = f"{case_id}@{rev}"
+        await self.repairs.update_one(
+            {"_id": note_id},
+            {"$set": {"case_id": case_id, "rev": rev, "previous": list(previous) if previous else None,
+                      "at": datetime.now(UTC)}}, upsert=True)
+        return note_id
+
+    async def done(self, note_id: str) -> None:
+        await self.repairs.delete_one({"_id": note_id})
+
+    async def repair(self, load: Callable[[str], Awaitable[tuple[dict[str, Any], int] | None]],
+                     older_than_s: float = 30.0) -> int:
+        """Re-place the rows of writes that left a note and did not finish (their writer
+        died, or is slower than `older_than_s`); safe to run on every replica at once."""
+        cutoff = datetime.now(UTC).timestamp() - older_than_s
+        notes = [n async for n in self.repairs.find({})]  # a handful: only unfinished writes
+        repaired = 0
+        for note in notes:
+            if note["at"].timestamp() > cutoff:
+                continue
+            found = await load(note["case_id"])
+            if found is not None:
+                case_doc, rev = found
+                previous = tuple(note["previous"]) if note.get("previous") else None
+                if previous is not None:
+                    here = queue_location(case_doc)
+                    if here is None or (here["region"], here["hour"]) != previous:
+                        case_id, note_rev = case_doc["_id"], int(note["rev"])
+                        await _update(self.collection, f"{previous[0]}|{previous[1]}",
+                                      lambda d, c=case_id, r=note_rev: removed(d, c, r))
+                await self.place(case_doc, None, rev)
+            await self.done(note["_id"])
+            repaired += 1
+        return repaired
 
     async def hours(self, region: str) -> list[int]:
         doc = await self.collection.find_one({"_id": f"hours:{region}"})

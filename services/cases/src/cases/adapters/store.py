@@ -87,9 +87,11 @@ class CaseRepository:
 
     async def insert(self, case: Case, events: list[OutgoingEvent]) -> bool:
         doc = case_document(case)
+        note = await self.queue_index.note_repair(case.case_id, 0, None)
         if not await self.outbox.insert(self.collection, doc, events):
-            return False
-        await self.queue_index.place(doc, None)
+            return False  # the note stays: if an earlier attempt died before queueing, repair queues it
+        await self.queue_index.place(doc, None, 0)
+        await self.queue_index.done(note)
         if case.customer_id:
             await self.by_customer.update_one({"_id": case.customer_id},
                                               {"$addToSet": {"case_ids": case.case_id}}, upsert=True)
@@ -98,16 +100,27 @@ class CaseRepository:
     async def save(self, case: Case, rev: int, events: list[OutgoingEvent]) -> None:
         """Write the case and its events in one update, if nobody changed it since `rev`."""
         doc = case_document(case)
-        before = await self.collection.find_one({"_id": case.case_id}, {"queue_at": 1})
+        before = (await self.collection.find_one({"_id": case.case_id}, {"queue_at": 1}) or {}).get("queue_at")
+        previous = (before["region"], before["hour"]) if before else None
+        # The queue row follows the case, moved after the case is written; the note lets
+        # `repair_queue` finish the move if this process dies in between.
+        note = await self.queue_index.note_repair(case.case_id, rev + 1, previous)
         try:
             await self.outbox.update(self.collection, case.case_id, rev,
                                      {"$set": {k: v for k, v in doc.items() if k != "_id"}}, events)
         except RevisionConflict as exc:
+            await self.queue_index.done(note)
             raise ConcurrentUpdate(case.case_id) from exc
-        # The queue row follows the case: moved after the case is written (a crash in
-        # between leaves the row stale until the case's next save).
-        previous = (before or {}).get("queue_at")
-        await self.queue_index.place(doc, (previous["region"], previous["hour"]) if previous else None)
+        await self.queue_index.place(doc, previous, rev + 1)
+        await self.queue_index.done(note)
+
+    async def repair_queue(self, older_than_s: float = 30.0) -> int:
+        """Finish the queue moves of case writes whose writer died (see queue.py)."""
+        async def load(case_id: str) -> tuple[dict[str, Any], int] | None:
+            doc = await self.collection.find_one({"_id": case_id}, {"outbox": 0})
+            return (doc, int(doc.get(REV, 0))) if doc else None
+
+        return await self.queue_index.repair(load, older_than_s)
 
     async def open_cases_of(self, customer_id: str) -> list[Case]:
         index = await self.by_customer.find_one({"_id": customer_id})
@@ -142,6 +155,7 @@ class CaseRepository:
         hours = sorted({(h, r) for r in regions for h in await self.queue_index.hours(r)})
         last_hour = due_hour(due_before) if due_before else None
         rows: list[dict[str, Any]] = []
+        seen: set[str] = set()  # a case moving between buckets right now may be in two
         for hour, region in hours:
             if after is not None and hour < due_hour(after[0]):
                 continue
@@ -153,8 +167,11 @@ class CaseRepository:
                 and (due_before is None or r["sla_due_at"] <= due_before)
                 and (after is None or (r["sla_due_at"], r["case_id"]) > after)
             ]
-            rows += sorted(bucket, key=lambda r: (r["sla_due_at"], r["case_id"]))
-        return rows[:limit]
+            for row in sorted(bucket, key=lambda r: (r["sla_due_at"], r["case_id"])):
+                if row["case_id"] not in seen:
+                    seen.add(row["case_id"])
+                    rows.append(row)
+        return [{k: v for k, v in r.items() if k != "rev"} for r in rows[:limit]]
 
 
 

@@ -10,10 +10,9 @@ import asyncio
 import signal
 import sys
 
-from crm_runtime.idempotency import applied_guard, mark_applied
+from crm_runtime.idempotency import apply_once
 from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
 from crm_runtime.mongo import create_client
-from pymongo.errors import DuplicateKeyError
 
 EVENT_TYPE = "crm.partner.hotline.call-recorded.v1"
 
@@ -25,14 +24,7 @@ async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, grou
 
     async def on_call(event, data) -> None:
         key = int(event.subject) % 10
-        try:
-            await counters.update_one(
-                {"_id": key, **applied_guard(event.id)},
-                mark_applied({"$inc": {"n": 1}}, event.id),
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # the filter did not match because the event was applied already
+        await apply_once(counters, key, event.id, {"$inc": {"n": 1}})
         await asyncio.sleep(0.002)  # a little work, so a kill lands mid-stream
 
     subscribe(broker, Subscription(topic).on(EVENT_TYPE, on_call), group_id=group,

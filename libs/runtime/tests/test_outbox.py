@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from crm_devstack.topics import ensure_topics
-from crm_runtime.idempotency import applied_guard, mark_applied
+from crm_runtime.idempotency import apply_once
 from crm_runtime.kafka import create_broker
 from crm_runtime.leases import Lease
 from crm_runtime.mongo import create_client
@@ -98,8 +98,6 @@ async def test_relay_killed_after_publishing_publishes_again_and_consumers_apply
 
     # A consumer applying both copies, idempotent on the event id, counts it once.
     effects = db["effects"]
-    await effects.insert_one({"_id": "agg-2", "count": 0})
-    for copy in copies:
-        await effects.update_one({"_id": "agg-2", **applied_guard(copy.json()["id"])},
-                                 mark_applied({"$inc": {"count": 1}}, copy.json()["id"]))
+    applied = [await apply_once(effects, "agg-2", copy.json()["id"], {"$inc": {"count": 1}}) for copy in copies]
+    assert applied == [True, False]
     assert (await effects.find_one({"_id": "agg-2"}))["count"] == 1

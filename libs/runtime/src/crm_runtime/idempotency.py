@@ -1,54 +1,50 @@
 """Effectively-once effects on at-least-once delivery, keyed by the event id.
 
-Two tools, because without multi-document transactions the marker and the effect cannot
-be one write unless they live in the same document:
+Most effects need nothing more than a natural key: a contact's id derives from its
+channel reference, a case's from its first contact, a case event's id is
+`<case_id>:<sequence>`, so doing it twice writes the same thing twice.
 
-* `applied_guard` / `mark_applied`: for effects on one aggregate document, the event id
-  is recorded in the same update (`applied_events`), and the update's filter refuses an
-  id already there. This is exact.
-* `ProcessedEvents`: a per-service record of handled event ids for effects that are
-  themselves idempotent (upserts keyed by a natural id, inserts with a deterministic
-  `_id`); it lets a redelivered event skip work early.
+An effect that accumulates (a counter, a list) is not like that. `apply_once` applies it
+to one aggregate document and records the event id in the same write
+(`applied_events`), refusing an id already there. The write goes through a revision claim
+(`crm_runtime.revisions`), so it is exact on FerretDB 1.x too, where a filter such as
+`{"applied_events": {"$ne": id}}` is not re-checked at write time and two redeliveries
+racing each other would both pass it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from crm_runtime.revisions import REV, RevisionConflict, write_revision
+
 APPLIED = "applied_events"
+KEEP_APPLIED = 1000  # ids remembered per document: redeliveries come within far fewer events
 
 
-def applied_guard(event_id: str) -> dict[str, Any]:
-    """Filter clause: match only if this event was not applied to the document yet."""
-    return {APPLIED: {"$ne": event_id}}
-
-
-def mark_applied(update: dict[str, Any], event_id: str) -> dict[str, Any]:
-    """Extend an update so it records `event_id` as applied to the document."""
-    update = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
-    update.setdefault("$addToSet", {})[APPLIED] = event_id
-    return update
-
-
-class ProcessedEvents:
-    """Ids of events a consumer has fully handled."""
-
-    def __init__(self, collection: AsyncCollection[dict[str, Any]]):
-        self.collection = collection
-
-    async def seen(self, consumer: str, event_id: str) -> bool:
-        return await self.collection.find_one({"_id": f"{consumer}:{event_id}"}, {"_id": 1}) is not None
-
-    async def remember(self, consumer: str, event_id: str) -> bool:
-        """Record the event as handled; False if it already was (a concurrent redelivery)."""
-        try:
-            await self.collection.insert_one(
-                {"_id": f"{consumer}:{event_id}", "at": datetime.now(UTC)}
-            )
-            return True
-        except DuplicateKeyError:
+async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,
+                     update: dict[str, Any], *, attempts: int = 50) -> bool:
+    """Apply `update` to the document (created if missing) unless `event_id` was applied
+    to it already. Returns False for a repeat."""
+    for _ in range(attempts):
+        doc = await collection.find_one({"_id": doc_id}, {APPLIED: 1, REV: 1})
+        if doc is None:
+            try:
+                await collection.insert_one({"_id": doc_id, APPLIED: [], REV: 0})
+            except DuplicateKeyError:
+                pass  # someone else created it: apply to theirs
+            continue
+        applied = list(doc.get(APPLIED) or [])
+        if event_id in applied:
             return False
+        change = {k: dict(v) for k, v in update.items()}
+        change.setdefault("$set", {})[APPLIED] = [*applied, event_id][-KEEP_APPLIED:]
+        try:
+            await write_revision(collection, doc_id, int(doc.get(REV, 0)), change)
+            return True
+        except RevisionConflict:
+            continue  # another event of this aggregate was written first
+    raise RevisionConflict(doc_id)

@@ -204,7 +204,7 @@ def subscribe(
         # must reach the dead-letter path, not fail inside a generic decoder.
         decoder=_raw_decoder,
         title=f"{group_id}:{subscription.topic}",
-        **({"max_workers": subscription.workers} if subscription.workers > 1 else {}),
+        max_workers=subscription.workers if subscription.workers > 1 else None,
     )(consume)
 
 

@@ -26,7 +26,7 @@ class SlotIndex:
         """Append `value` to `bucket`; True if it was the bucket's first member."""
         counter = await self.collection.find_one_and_update(
             {"_id": f"count:{bucket}"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-        n = int(counter["n"]) - 1
+        n = int(counter["n"]) - 1 if counter else 0  # an upsert always returns the document
         first = n == 0
         while True:
             try:

@@ -9,6 +9,8 @@ full-size run, rewrites `docs/benchmarks.md`. Benchmarks:
                      from a backlog of contacts vs raw aiokafka consume
   intake             a burst of 10,000 contacts over HTTP (intake in its own process) vs raw
                      aiokafka produce; onboarding 1,000,000 customers vs raw aiokafka consume
+                     (BENCH_INTAKE_BURST / BENCH_INTAKE_ONBOARDING=N set other sizes; they are
+                     recorded with the command)
 
 `--quick` runs ~10x smaller sizes as a smoke test and leaves docs/benchmarks.md alone
 (unless --docs is given). Benchmarks not run keep their section of docs/benchmarks.md.

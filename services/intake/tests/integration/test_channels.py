@@ -253,6 +253,21 @@ async def test_a_late_older_customer_record_does_not_undo_the_newer_one(stack, i
         assert got == expected, phone
 
 
+async def test_one_new_caller_on_several_channels_at_once_is_recorded_every_time(stack, intake):
+    phone = f"1350000{uuid.uuid4().int % 10000:04d}"
+    bodies = ["电梯又坏了", "车库渗水严重", "物业费怎么交", "小区绿化很好，表扬保洁", "门禁卡失灵"]
+    responses = await asyncio.gather(*(intake.post("/v1/contacts", headers=token(), json=front_desk(
+        channel=channel, subject=body, body=body, customer={"phone": phone}))
+        for channel, body in zip(["front_desk", "hotline", "front_desk", "hotline", "front_desk"], bodies, strict=True)))
+    assert [r.status_code for r in responses] == [202] * 5, [r.text for r in responses]
+    contact_ids = {r.json()["contact_id"] for r in responses}
+    seen = [await received(stack, cid) for cid in contact_ids]
+    customers = {s[0].json()["data"]["customer_id"] for s in seen}
+    assert len(customers) == 1  # one person, one (provisional) customer
+    recent = await intake.app.state.ctx.db["recent_contacts"].find_one({"_id": customers.pop()})
+    assert {c["contact_id"] for c in recent["contacts"]} == contact_ids  # none dropped by a racing writer
+
+
 async def test_near_identical_repeat_within_a_day_is_recorded_and_marked_duplicate(stack, intake):
     phone = f"1390000{uuid.uuid4().int % 10000:04d}"
     first = await intake.post("/v1/contacts", headers=token(), json=front_desk(customer={"phone": phone}))

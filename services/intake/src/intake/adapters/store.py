@@ -9,15 +9,19 @@ per directory key (`_id` = `phone:138…`), and per customer the contacts of the
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
 from crm_runtime.outbox import Outbox, OutgoingEvent
+from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
 from intake.domain.customers import DirectoryEntry, newest_per_customer, supersedes
+
+log = logging.getLogger(__name__)
 
 CONTACTS = "contacts"
 CUSTOMERS = "customers"
@@ -55,14 +59,29 @@ class MongoContactStore:
         return True
 
     async def _remember_recent(self, contact: dict[str, Any]) -> None:
-        # Best effort: it only serves near-duplicate marking within a day.
+        """Add the contact to its customer's last day. Two contacts of one caller can arrive
+        at once (a burst, two channels), so the list is written through a revision claim;
+        it only serves near-duplicate marking, so giving up never fails the contact, which
+        is stored with its event already."""
         customer_id = contact["customer_id"]
-        doc = await self.recent.find_one({"_id": customer_id}) or {"contacts": []}
         keep_from = contact["received_at"] - DUPLICATE_WINDOW
-        contacts = [c for c in doc["contacts"] if c["received_at"] >= keep_from][-19:]
-        contacts.append({"contact_id": contact["_id"], "received_at": contact["received_at"],
-                         "text": contact["normalised_text"], "duplicate_of": contact.get("duplicate_of")})
-        await self.recent.update_one({"_id": customer_id}, {"$set": {"contacts": contacts}}, upsert=True)
+        entry = {"contact_id": contact["_id"], "received_at": contact["received_at"],
+                 "text": contact["normalised_text"], "duplicate_of": contact.get("duplicate_of")}
+        for _ in range(20):
+            doc = await self.recent.find_one({"_id": customer_id})
+            contacts = [c for c in (doc or {}).get("contacts", [])
+                        if c["received_at"] >= keep_from and c["contact_id"] != entry["contact_id"]][-19:]
+            try:
+                if doc is None:
+                    await self.recent.insert_one({"_id": customer_id, "contacts": [entry], REV: 0})
+                else:
+                    await write_revision(self.recent, customer_id, int(doc.get(REV, 0)),
+                                         {"$set": {"contacts": [*contacts, entry]}})
+                return
+            except (DuplicateKeyError, RevisionConflict):
+                continue  # another contact of this caller got there first: read it again
+        log.warning("recent contacts of a customer not updated: too many concurrent writers",
+                    extra={"contact_id": contact["_id"]})
 
     async def channel_stats(self, regions: list[str] | None, region: str | None,
                             from_: datetime, to: datetime) -> ChannelStats:
@@ -124,10 +143,12 @@ class MongoDirectory:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
         await self.save_many([entry])
 
-    async def save_many(self, entries: list[DirectoryEntry]) -> None:
+    async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
         """Upsert entries and their keys in few round trips whatever the batch size (a
         region's onboarding brings its whole archive at once): new customers and new keys
-        go in with one insert_many each; only those that existed are updated one by one."""
+        go in with one insert_many each; only those that existed are updated one by one.
+        Returns the lookup keys that existed before (only those can hold a provisional
+        customer to merge)."""
         latest = newest_per_customer(entries)
         existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
         stale: dict[str, list[str]] = {}
@@ -151,14 +172,21 @@ class MongoDirectory:
         shared = await _insert_new(self.keys, [{"_id": k, "customer_ids": cids} for k, cids in by_key.items()])
         for key in shared:  # a key some customer already had (a shared phone, a re-sent customer)
             await self.keys.update_one({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
+        return [str(k) for k in shared]
 
     async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
         """Provisional customers sharing a phone or e-mail with `entry` become aliases of it."""
         return (await self.merge_provisional_many([entry])).get(entry.customer_id, [])
 
-    async def merge_provisional_many(self, entries: list[DirectoryEntry]) -> dict[str, list[str]]:
+    async def merge_provisional_many(self, entries: list[DirectoryEntry],
+                                     existing_keys: list[str] | None = None) -> dict[str, list[str]]:
+        """`existing_keys`, when given, are the only keys worth reading: those that existed
+        before `entries` were saved (a region's onboarding brings mostly new ones)."""
         by_key = {k: e.customer_id for e in entries
                   for k in [f"phone:{p}" for p in e.phones] + [f"email:{m}" for m in e.emails]}
+        if existing_keys is not None:
+            wanted = set(existing_keys)
+            by_key = {k: cid for k, cid in by_key.items() if k in wanted}
         merges: dict[str, list[str]] = {}
         for key, cids in (await self._customer_ids(list(by_key))).items():
             real = by_key[key]

@@ -51,20 +51,27 @@ class Lease:
         self.owner = owner
         self.ttl = timedelta(seconds=ttl_s)
         self.clock = clock
+        # Slots this replica claimed: a slot once claimed stays ours, so asking the store
+        # again (on every relay wake-up, say) would only cost round trips.
+        self._held: set[int] = set()
 
     def _slot(self, now: datetime) -> int:
         return int(now.timestamp() // self.ttl.total_seconds())
 
     async def _claim(self, slot: int) -> bool:
+        if slot in self._held:
+            return True
         try:
             await self.collection.insert_one({
                 "_id": f"{self.name}@{slot}", "name": self.name, "slot": slot, "owner": self.owner,
                 "expires_at": datetime.fromtimestamp((slot + 1) * self.ttl.total_seconds(), UTC),
             })
-            return True
         except DuplicateKeyError:
             doc = await self.collection.find_one({"_id": f"{self.name}@{slot}"}, {"owner": 1})
-            return doc is not None and doc.get("owner") == self.owner
+            if doc is None or doc.get("owner") != self.owner:
+                return False
+        self._held = {s for s in self._held if s >= slot - 1} | {slot}
+        return True
 
     async def acquire_or_renew(self) -> bool:
         """True while this replica holds the lease; call it more often than every TTL/2."""
@@ -72,13 +79,14 @@ class Lease:
         slot = self._slot(now)
         held = await self._claim(slot)
         ttl_s = self.ttl.total_seconds()
-        if held and now.timestamp() - slot * ttl_s >= ttl_s / 2:
+        if held and now.timestamp() - slot * ttl_s >= ttl_s / 2 and slot + 1 not in self._held:
             await self._claim(slot + 1)
             await self.collection.delete_many({"name": self.name, "slot": {"$lt": slot - 2}})
         return held
 
     async def release(self) -> None:
         slot = self._slot(self.clock())
+        self._held.clear()
         await self.collection.delete_many({"name": self.name, "owner": self.owner, "slot": {"$gte": slot}})
 
 

@@ -82,7 +82,9 @@ def write_docs(path: Path, sections: list[Section], info: dict[str, str], *, com
     blocks = {m["name"]: m["body"] for m in BLOCK.finditer(old)}
     for s in sections:
         blocks[s.name] = _block(s, info, command, date, quick)
-    full = {s.name for s in sections} >= set(ORDER) and not quick
+    # BENCH_* variables shrink or grow a benchmark: such a run is not the full `make bench`.
+    resized = sorted(k for k in os.environ if k.startswith("BENCH_"))
+    full = {s.name for s in sections} >= set(ORDER) and not quick and not resized
     if full:
         full_run = (f"{FULL_RUN_DONE} (all {len(ORDER)} benchmarks at full size, stack start and stop included) "
                     f"took **{total_s / 60:.0f} min** on the machine below ({date}).")

@@ -175,8 +175,8 @@ async def raw_consume(bootstrap: str, topic: str, count: int, group: str, *, max
     return ConsumeTiming(seen, end - clock.start, end - (first or end))
 
 
-async def topic_total(bootstrap: str, topic: str) -> int:
-    """How many messages a (fresh) topic holds: the sum of its end offsets."""
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """Each partition's end offset (the topic may be new: metadata is refreshed once)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -185,9 +185,14 @@ async def topic_total(bootstrap: str, topic: str) -> int:
             await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
-        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+        return dict(await consumer.end_offsets(tps)) if tps else {}
     finally:
         await consumer.stop()
+
+
+async def topic_total(bootstrap: str, topic: str) -> int:
+    """How many messages a (fresh) topic holds: the sum of its end offsets."""
+    return sum((await end_offsets(bootstrap, topic)).values())
 
 
 async def committed_total(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:

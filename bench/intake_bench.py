@@ -48,6 +48,7 @@ from bench.common import (
     Stopwatch,
     chinese_name,
     committed_total,
+    end_offsets,
     intake_process,
     mobile,
     num,
@@ -118,19 +119,6 @@ def size_from_env(name: str, default: int) -> int:
 
 
 # ------------------------------------------------------------------------ Kafka helpers
-
-
-async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        return dict(await consumer.end_offsets([TopicPartition(topic, p) for p in partitions]))
-    finally:
-        await consumer.stop()
 
 
 async def start_group_at_end(bootstrap: str, group: str, topic_names: tuple[str, ...]) -> dict[str, int]:

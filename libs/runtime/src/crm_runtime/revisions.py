@@ -10,8 +10,7 @@ So every write to a document that several writers share first claims the documen
 next revision by inserting `<collection>/<id>@<rev+1>` into a claims collection. Only one
 writer can claim it; the others get `RevisionConflict`, reload and try again. A claim
 left by a writer that died between claiming and writing is broken after `stale_after`
-(10 s); a writer that wrote releases its claim, since the revision check after claiming
-already refuses a writer that is too late.
+(10 s).
 On MongoDB the claim is redundant with the `rev` filter, and costs one insert.
 """
 
@@ -66,13 +65,10 @@ async def write_revision(
     # FerretDB/SQLite pushes down no other filter, so `{_id, rev}` would read the table.
     current = await collection.find_one({"_id": doc_id}, {REV: 1})
     if current is None or current.get(REV, 0) != expected_rev:
-        await claims.delete_one({"_id": claim_id})  # ours, and worthless: let it go
         raise RevisionConflict(doc_id)
     update = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
     update.setdefault("$set", {})[REV] = expected_rev + 1
     await collection.update_one({"_id": doc_id}, update)
-    # The claim has done its job: the document is at rev+1 now, so a late writer that
-    # still holds `expected_rev` fails the check above even when it can claim rev+1.
-    # Releasing it keeps the claims collection as small as the writes in flight (a
-    # claim left by a crash right here is harmless and just stays).
-    await claims.delete_one({"_id": claim_id})
+    # The claim stays: the revision check above reads through FerretDB, which has been
+    # seen to answer from an older SQLite snapshot, and then only the claim stops a
+    # writer that read the old revision. (Claims grow with writes; see reliability.md.)

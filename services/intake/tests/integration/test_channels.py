@@ -253,6 +253,47 @@ async def test_a_late_older_customer_record_does_not_undo_the_newer_one(stack, i
         assert got == expected, phone
 
 
+async def test_an_archive_resent_with_new_phones_moves_every_customer(stack, intake):
+    """A region's archive comes in bulk, and comes again when numbers change: 30 neighbours
+    (one surname, unit 1201 of every building, so they share a name + unit key) are each
+    recognised by their new number afterwards, and no longer by the old one."""
+    tag = uuid.uuid4().hex[:6]
+    project = f"翠湖苑{tag}"
+    ids = [f"cust-{tag}-{i}" for i in range(30)]
+    old = [f"135{uuid.uuid4().int % 10**8:08d}" for _ in ids]
+    new = [f"139{uuid.uuid4().int % 10**8:08d}" for _ in ids]
+
+    def archive(phones: list[str], when: str) -> list[dict]:
+        return [json.loads(make_event("crm.partner.customer.upserted.v1", {
+            "customer_id": cid, "name": f"张{'伟芳敏静丽强磊军洋勇'[i % 10]}{i}", "phones": [phone],
+            "preferred_language": "zh-CN", "consent": {"sms": True, "email": False, "letter": False},
+            "units": [{"project": project, "building": str(i + 1), "unit": "1201"}]},
+            subject=cid, time_=datetime.fromisoformat(when)).model_dump_json())
+            for i, (cid, phone) in enumerate(zip(ids, phones, strict=True))]
+
+    db = intake.app.state.ctx.db
+    for phones, when in ((old, "2026-03-01T09:00:00+08:00"), (new, "2026-03-05T09:00:00+08:00")):
+        r = await intake.post("/v1/partner-events", json=archive(phones, when), headers=token(roles=["partner"]))
+        assert r.status_code == 202, r.text
+        await eventually(lambda phones=phones: _all_stored(db, ids, phones), timeout=30)
+
+    async def recognised_as(phone: str) -> tuple[str | None, str]:
+        r = await intake.post("/v1/contacts", headers=token(), json={
+            "channel": "hotline", "region": "shenzhen", "subject": "咨询", "body": f"来电 {phone} 咨询物业费",
+            "customer": {"phone": phone}})
+        contact = (await intake.get(f"/v1/contacts/{r.json()['contact_id']}", headers=token())).json()
+        cid = contact["customer_id"]
+        return (None if cid.startswith("prov-") else cid, contact["customer_match"])
+
+    assert [await recognised_as(p) for p in new] == [(cid, "exact") for cid in ids]
+    assert [await recognised_as(p) for p in old] == [(None, "unknown")] * len(ids)
+
+
+async def _all_stored(db, ids: list[str], phones: list[str]) -> bool:
+    docs = {d["_id"]: d async for d in db["customers"].find({"_id": {"$in": ids}})}
+    return all(docs.get(cid, {}).get("phones") == [phone] for cid, phone in zip(ids, phones, strict=True))
+
+
 async def test_one_new_caller_on_several_channels_at_once_is_recorded_every_time(stack, intake):
     phone = f"1350000{uuid.uuid4().int % 10000:04d}"
     bodies = ["电梯又坏了", "车库渗水严重", "物业费怎么交", "小区绿化很好，表扬保洁", "门禁卡失灵"]

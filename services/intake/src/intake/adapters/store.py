@@ -15,6 +15,7 @@ from typing import Any
 
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -146,32 +147,31 @@ class MongoDirectory:
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
         """Upsert entries and their keys in few round trips whatever the batch size (a
         region's onboarding brings its whole archive at once): new customers and new keys
-        go in with one insert_many each; only those that existed are updated one by one.
+        go in with one insert_many each, those that existed are updated in bulk.
         Returns the lookup keys that existed before (only those can hold a provisional
         customer to merge)."""
         latest = newest_per_customer(entries)
         existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
-        stale: dict[str, list[str]] = {}
-        for cid in existed:
-            old = await self.customers.find_one({"_id": cid})
+        olds = await asyncio.gather(*(self.customers.find_one({"_id": cid}) for cid in existed))
+        stale: list[UpdateOne] = []
+        for cid, old in zip(existed, olds, strict=True):
             if old is not None:
                 if not supersedes(latest[cid], self._entry(old)):
                     del latest[cid]  # we already hold a newer record of this customer
                     continue
                 gone = set(self._entry(old).lookup_keys()) - set(latest[cid].lookup_keys())
-                for key in gone:
-                    stale.setdefault(key, []).append(cid)
-            await self.customers.update_one({"_id": cid}, {"$set": self._document(latest[cid])})
-        for key, cids in stale.items():
-            for cid in cids:
-                await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": cid}})
+                stale += [UpdateOne({"_id": key}, {"$pull": {"customer_ids": cid}}) for key in sorted(gone)]
+        await _bulk_update(self.customers, [UpdateOne({"_id": cid}, {"$set": self._document(latest[cid])})
+                                            for cid in existed if cid in latest])
+        await _bulk_update(self.keys, stale)
         by_key: dict[str, list[str]] = {}
         for cid, entry in latest.items():
             for key in entry.lookup_keys():
                 by_key.setdefault(key, []).append(cid)
         shared = await _insert_new(self.keys, [{"_id": k, "customer_ids": cids} for k, cids in by_key.items()])
-        for key in shared:  # a key some customer already had (a shared phone, a re-sent customer)
-            await self.keys.update_one({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
+        # A key some customer already had (a shared phone, a re-sent customer, a surname in a unit number).
+        await _bulk_update(self.keys, [UpdateOne({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
+                                       for key in shared])
         return [str(k) for k in shared]
 
     async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
@@ -200,6 +200,18 @@ class MongoDirectory:
                 for key in self._entry(old).lookup_keys() if old else []:
                     await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": pid}})
         return merges
+
+
+# FerretDB 1.x keeps each statement's SQLite read open until the whole command ends, so an
+# `update` with ~100 statements exhausts its pool of 100 connections and never answers; a
+# few statements per command still saves most round trips.
+BULK_STATEMENTS = 10
+
+
+async def _bulk_update(collection: Any, updates: list[UpdateOne]) -> None:
+    """Apply `updates` (each by `_id`, each safe to repeat) a few commands at a time."""
+    for start in range(0, len(updates), BULK_STATEMENTS):
+        await collection.bulk_write(updates[start:start + BULK_STATEMENTS], ordered=False)
 
 
 async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:

@@ -187,6 +187,16 @@ def test_lookup_keys_meet_entry_keys() -> None:
     assert lookup_keys(ContactIdentity(phone="not a phone")) == []
 
 
+def test_only_the_surname_and_unit_key_is_expected_to_gather_neighbours() -> None:
+    from intake.domain.customers import key_often_shared
+
+    neighbour = DirectoryEntry.build("C-1002", "shenzhen", names=["张敏"], phones=["13900001111"],
+                                     units=[("滨海花园", "7栋", "1201")])
+    common = set(ZHANG.lookup_keys()) & set(neighbour.lookup_keys())
+    assert common == {"surname-unit:滨海花园|1201|张"}
+    assert [k for k in ZHANG.lookup_keys() if key_often_shared(k)] == ["surname-unit:滨海花园|1201|张"]
+
+
 def test_an_older_record_of_a_customer_never_replaces_a_newer_one() -> None:
     from datetime import UTC, datetime
 

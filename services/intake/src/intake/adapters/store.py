@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
-from intake.domain.customers import DirectoryEntry, newest_per_customer, supersedes
+from intake.domain.customers import DirectoryEntry, key_often_shared, newest_per_customer, supersedes
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,13 @@ class MongoDirectory:
         for cid, entry in latest.items():
             for key in entry.lookup_keys():
                 by_key.setdefault(key, []).append(cid)
-        shared = await _insert_new(self.keys, [{"_id": k, "customer_ids": cids} for k, cids in by_key.items()])
+        # Keys shared by neighbours (a surname in a unit number) go in apart from the rest: FerretDB
+        # inserts a hundred documents at once, but one by one whenever one of them already exists.
+        often_shared = [k for k in by_key if key_often_shared(k)]
+        rarely_shared = [k for k in by_key if not key_often_shared(k)]
+        shared: list[Any] = []
+        for group in (rarely_shared, often_shared):
+            shared += await _insert_new(self.keys, [{"_id": k, "customer_ids": by_key[k]} for k in group])
         # A key some customer already had (a shared phone, a re-sent customer, a surname in a unit number).
         await _bulk_update(self.keys, [UpdateOne({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
                                        for key in shared])

@@ -287,6 +287,12 @@ def lookup_keys(identity: ContactIdentity) -> list[str]:
     return keys
 
 
+def key_often_shared(key: str) -> bool:
+    """Surname + unit-number keys gather neighbours (every 张 in the 1201s of a project's
+    buildings); phone, e-mail and full-name keys seldom name more than one customer."""
+    return key.startswith("surname-unit:")
+
+
 def _preference(entry: DirectoryEntry, region: str | None) -> tuple[bool, bool, str]:
     return (entry.provisional, region is not None and entry.region != region, entry.customer_id)
 

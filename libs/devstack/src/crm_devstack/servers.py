@@ -208,7 +208,8 @@ class FerretDBServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return [
             str(binary), f"--listen-addr=127.0.0.1:{self.port}",
-            f"--sqlite-url=file:{self.data_dir}/", "--log-level=error",
+            # A commit survives the server being killed, not the machine losing power (docs/reliability.md).
+            f"--sqlite-url=file:{self.data_dir}/?_pragma=synchronous(normal)", "--log-level=error",
         ]
 
 

@@ -829,7 +829,7 @@ def about(f: dict[str, float]) -> str:
         "`find_one` per lookup key of the caller (phone, e-mail, name + unit) and the customers found, for an "
         "unknown caller the provisional customer and its keys (two inserts), the caller's recent contacts "
         "(near-duplicates), the outbox marker, the contact, the marker again (refused: it exists), and the "
-        "recent-contacts document read and rewritten. Then the outbox relay: delete the marker, read the "
+        "recent-contacts document rewritten through its revision claim. Then the outbox relay: delete the marker, read the "
         "document, publish (acks=all), claim the next revision, read it, update: five FerretDB "
         f"round trips and one Kafka round trip per event. So at {CONCURRENCY} concurrent requests FerretDB "
         f"serves about {per_s_commands:,.0f} commands/s, which is {f['burst_rate']:,.0f} contacts/s, and the "

@@ -39,12 +39,18 @@ class MongoContactStore:
         self.collection = db[CONTACTS]
         self.recent = db[RECENT]
         self.outbox = outbox
+        # The recent-contacts document each request just read, for its write that follows:
+        # that write checks the revision anyway, so reading it again would only cost a trip.
+        self._recent_read: dict[str, dict[str, Any] | None] = {}
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": contact_id}, {"outbox": 0})
 
     async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
         doc = await self.recent.find_one({"_id": customer_id})
+        if len(self._recent_read) >= 1000:  # requests that failed before writing
+            self._recent_read.clear()
+        self._recent_read[customer_id] = doc
         return [
             EarlierContact(c["contact_id"], c["received_at"], c["text"], c.get("duplicate_of"))
             for c in (doc or {}).get("contacts", [])
@@ -68,8 +74,11 @@ class MongoContactStore:
         keep_from = contact["received_at"] - DUPLICATE_WINDOW
         entry = {"contact_id": contact["_id"], "received_at": contact["received_at"],
                  "text": contact["normalised_text"], "duplicate_of": contact.get("duplicate_of")}
-        for _ in range(20):
-            doc = await self.recent.find_one({"_id": customer_id})
+        for attempt in range(20):
+            if attempt == 0 and customer_id in self._recent_read:
+                doc = self._recent_read.pop(customer_id)
+            else:
+                doc = await self.recent.find_one({"_id": customer_id})
             contacts = [c for c in (doc or {}).get("contacts", [])
                         if c["received_at"] >= keep_from and c["contact_id"] != entry["contact_id"]][-19:]
             try:

@@ -41,6 +41,7 @@ from crm_runtime.logging import configure_logging
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import Outbox, OutboxRelay
 from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
+from crm_runtime.revisions import keep_claims_bounded
 from crm_runtime.settings import ServiceSettings
 from crm_runtime.telemetry import configure_tracing
 
@@ -148,9 +149,13 @@ def create_service_app(
             await asyncio.wait_for(asyncio.shield(ctx.kafka_connected.wait()), 15)
         if timers:
             await timers.start()
+        claims_task = asyncio.create_task(keep_claims_bounded(db))
         try:
             yield
         finally:
+            claims_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await claims_task
             for hook in wiring.on_shutdown:
                 with contextlib.suppress(Exception):
                     await hook()

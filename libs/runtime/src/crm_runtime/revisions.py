@@ -12,18 +12,31 @@ writer can claim it; the others get `RevisionConflict`, reload and try again. A 
 left by a writer that died between claiming and writing is broken after `stale_after`
 (10 s).
 On MongoDB the claim is redundant with the `rev` filter, and costs one insert.
+
+Claims are kept after the write (see the end of `write_revision`) for a day: MongoDB
+expires them with a TTL index; FerretDB 1.x has none, so there `keep_claims_bounded`
+deletes them itself every hour.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+log = logging.getLogger(__name__)
 
 REV = "rev"
 STALE_AFTER = timedelta(seconds=10)  # a live writer holds a claim for milliseconds
+CLAIMS = "revision_claims"
+# A claim guards against a writer that read an older revision moments ago; a day is ample.
+KEEP_CLAIMS = timedelta(days=1)
+NOT_IMPLEMENTED = 238  # FerretDB's answer to a TTL index
 
 
 class RevisionConflict(Exception):
@@ -31,7 +44,7 @@ class RevisionConflict(Exception):
 
 
 def _claims(collection: AsyncCollection[dict[str, Any]]) -> AsyncCollection[dict[str, Any]]:
-    return collection.database["revision_claims"]
+    return collection.database[CLAIMS]
 
 
 async def write_revision(
@@ -71,4 +84,40 @@ async def write_revision(
     await collection.update_one({"_id": doc_id}, update)
     # The claim stays: the revision check above reads through FerretDB, which has been
     # seen to answer from an older SQLite snapshot, and then only the claim stops a
-    # writer that read the old revision. (Claims grow with writes; see reliability.md.)
+    # writer that read the old revision. (Claims are deleted a day later: `keep_claims_bounded`.)
+
+
+async def expire_claims(db: AsyncDatabase[dict[str, Any]]) -> bool:
+    """Have the store delete claims older than `KEEP_CLAIMS` (a TTL index). False when the
+    store cannot (FerretDB 1.x)."""
+    try:
+        await db[CLAIMS].create_index("at", name="expire_claims",
+                                      expireAfterSeconds=int(KEEP_CLAIMS.total_seconds()))
+    except OperationFailure as exc:
+        if exc.code != NOT_IMPLEMENTED:
+            raise
+        return False
+    return True
+
+
+async def prune_claims(db: AsyncDatabase[dict[str, Any]], *, now: datetime | None = None) -> int:
+    """Delete the claims older than `KEEP_CLAIMS`; returns how many. (On FerretDB a filter on
+    `at` reads the whole collection: hence hourly, not per write.)"""
+    cutoff = (now or datetime.now(UTC)) - KEEP_CLAIMS
+    return (await db[CLAIMS].delete_many({"at": {"$lt": cutoff}})).deleted_count
+
+
+async def keep_claims_bounded(db: AsyncDatabase[dict[str, Any]], *, every_s: float = 3600) -> None:
+    """For the life of the service: have the store expire claims, or else prune them hourly."""
+    while True:
+        try:
+            if await expire_claims(db):
+                return
+            pruned = await prune_claims(db)
+            if pruned:
+                log.info("old revision claims pruned", extra={"pruned": pruned})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store is away: try again next time
+            log.warning("old revision claims not pruned", exc_info=True)
+        await asyncio.sleep(every_s)

@@ -8,26 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from crm_runtime.leases import Lease, Timers
-from crm_runtime.mongo import create_client
 from crm_runtime.testing import eventually
 
 pytestmark = pytest.mark.stack
 HERE = Path(__file__).parent
 
 
-@pytest.fixture
-async def db(stack):
-    client = create_client(stack.mongodb_url, app_name="test")
-    name = f"test_leases_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def test_only_one_replica_holds_a_lease_and_it_passes_on_after_expiry(db):

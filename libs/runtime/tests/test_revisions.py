@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_runtime.mongo import create_client
 from crm_runtime.revisions import (
     CLAIMS,
     RevisionConflict,
@@ -23,13 +21,6 @@ from crm_runtime.testing import eventually
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-async def db(stack):
-    client = create_client(stack.mongodb_url, app_name="test")
-    name = f"test_revisions_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def _claim_ids(db) -> set[str]:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -169,13 +173,16 @@ def create_service_app(
             await broker.stop()
             await mongo.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # FastAPI's own /docs loads Swagger UI from a public CDN: blank on an offline intranet.
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    _mount_doc_assets(app)
     app.state.ctx = ctx
     app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwks_url, settings.jwt_audience)
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes,  # type: ignore[arg-type]
                        overrides=wiring.upload_limits)
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/health/.*"]).instrument(app)
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/health/.*", "/static/.*"]).instrument(app)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider,
                                        excluded_urls="health/live,health/ready,metrics")
     app.include_router(_operational_router(ctx, title))
@@ -226,9 +233,52 @@ def _operational_router(ctx: ServiceContext, title: str) -> APIRouter:
 
     @router.get("/asyncapi", summary="AsyncAPI documentation", response_class=HTMLResponse)
     async def asyncapi_html(request: Request) -> HTMLResponse:
-        return HTMLResponse(get_asyncapi_html(_asyncapi(ctx.broker, title), try_it_out_path=None))
+        return HTMLResponse(_asyncapi_page(title, request.scope.get("root_path", "")))
+
+    @router.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=f"{title} API",
+            swagger_js_url=f"{root}/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/swagger/favicon.png",
+        )
 
     return router
+
+
+# ---------------------------------------------------------------- offline documentation pages
+# Both pages load their scripts from the service itself: Swagger UI from the
+# fastapi-offline package, the AsyncAPI viewer from static/asyncapi/ (vendored, see its README).
+
+def _mount_doc_assets(app: FastAPI) -> None:
+    swagger = files("fastapi_offline") / "static"
+    asyncapi = files("crm_runtime") / "static" / "asyncapi"
+    app.mount("/static/swagger", StaticFiles(directory=str(swagger)), name="swagger-assets")
+    app.mount("/static/asyncapi", StaticFiles(directory=str(asyncapi)), name="asyncapi-assets")
+
+
+def _asyncapi_page(title: str, root: str) -> str:
+    config = {"schema": {"url": f"{root}/asyncapi.json"},
+              "config": {"show": {"sidebar": True, "info": True, "servers": True, "operations": True,
+                                  "messages": True, "schemas": True, "errors": True},
+                         "expand": {"messageExamples": True}}}
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <title>{html.escape(title)} AsyncAPI</title>
+  <link rel="icon" type="image/png" href="{root}/static/swagger/favicon.png">
+  <link rel="stylesheet" href="{root}/static/asyncapi/default.min.css">
+</head>
+<body>
+  <div id="asyncapi"></div>
+  <script src="{root}/static/asyncapi/index.js"></script>
+  <script>window.AsyncApiStandalone.render({json.dumps(config)}, document.getElementById("asyncapi"));</script>
+</body>
+</html>
+"""
 
 
 def _asyncapi(broker: KafkaBroker, title: str) -> Any:

@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CRM_ROOT := $(CURDIR)
 
+# Development mode: services accept the development JWT secret written in this repository.
+# Only these targets set it; a service started any other way needs a real CRM_JWT_SECRET.
+run test test-unit token bench: export CRM_DEV_MODE := 1
+
 .PHONY: help install provision run test test-unit test-stack lint fmt docs docs-check token bench redrive clean
 
 help: ## List the targets

@@ -46,7 +46,7 @@ from crm_runtime.mongo import create_client
 from crm_runtime.outbox import Outbox, OutboxRelay
 from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
 from crm_runtime.revisions import keep_claims_bounded
-from crm_runtime.settings import ServiceSettings
+from crm_runtime.settings import ServiceSettings, UnsafeSettings
 from crm_runtime.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,11 @@ def create_service_app(
     wire: Callable[[ServiceContext], Wiring],
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
+    try:
+        settings.refuse_unsafe()
+    except UnsafeSettings as exc:
+        log.critical("%s", exc)
+        raise
     tracer_provider = configure_tracing(settings.service_name)
     registry = CollectorRegistry()
     broker = create_broker(settings.kafka_bootstrap_servers, service=settings.service_name,
@@ -178,7 +183,7 @@ def create_service_app(
                   docs_url=None, redoc_url=None)
     _mount_doc_assets(app)
     app.state.ctx = ctx
-    app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwks_url, settings.jwt_audience)
+    app.state.token_verifier = TokenVerifier(settings.signing_secret, settings.jwks_url, settings.jwt_audience)
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes,  # type: ignore[arg-type]
                        overrides=wiring.upload_limits)

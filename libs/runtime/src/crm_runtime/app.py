@@ -42,6 +42,7 @@ from crm_runtime.kafka import (
 )
 from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
+from crm_runtime.metrics import RuntimeMetrics
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import Outbox, OutboxRelay
 from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
@@ -66,6 +67,7 @@ class ServiceContext:
     outbox: Outbox = None  # type: ignore[assignment]  # set by create_service_app
     timers: Timers = None  # type: ignore[assignment]  # set by create_service_app
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    runtime_metrics: RuntimeMetrics | None = None  # set by create_service_app
 
     async def wait_for_kafka(self, timeout: float = 10.0) -> None:
         """For a request that must publish now: refuse with 503 rather than hang."""
@@ -137,6 +139,7 @@ def create_service_app(
             Lease(db["leases"], "outbox-relay", ctx.owner, settings.lease_ttl_s),
             poll_interval_s=settings.outbox_poll_interval_s,
         )
+    ctx.runtime_metrics = RuntimeMetrics(registry, broker, db, wiring.outbox_collections)
     for kind, handler in wiring.timer_handlers.items():
         ctx.timers.on(kind, handler)
     timers = ctx.timers if ctx.timers.handlers else None
@@ -230,6 +233,8 @@ def _operational_router(ctx: ServiceContext, title: str) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        if ctx.runtime_metrics is not None:
+            await ctx.runtime_metrics.refresh()
         return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/asyncapi.json", summary="AsyncAPI document of this service's Kafka side")

@@ -26,11 +26,12 @@ $(VENV)/.installed: pyproject.toml uv.lock libs/*/pyproject.toml services/*/pypr
 provision: install ## Fetch Kafka (Maven Central) and build FerretDB (Go), cached under ~/.cache
 	$(BIN)/crm-stack provision
 
-run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all)
+run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all; so does one dying, named)
 	@echo "CRM platform: intake :8001  cases :8002  notifications :8003  surveys :8004  reporting :8005"
 	@echo "Kafka $${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}  MongoDB protocol $${MONGODB_URL:-mongodb://127.0.0.1:27017/}  data in .data/"
 	@echo "Docs at http://127.0.0.1:800N/docs, a token: make token ROLE=agent REGIONS=shenzhen"
-	$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes)
+	@$(BIN)/crm-stack stopped 2>/dev/null || true
+	@$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes); rc=$$?; $(BIN)/crm-stack stopped; exit $$rc
 
 test: provision ## Unit and integration tests against real Kafka and a MongoDB-protocol server
 	$(BIN)/pytest -q -p no:cacheprovider

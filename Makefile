@@ -41,7 +41,7 @@ test-unit: install ## Only the fast tests that need no servers
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy libs/contracts/src libs/runtime/src
+	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devstack/src services/*/src
 
 fmt: install ## Format and fix what ruff can
 	$(BIN)/ruff format .

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -52,11 +52,14 @@ class RuntimeMetrics:
     async def refresh(self) -> None:
         """Bring the gauges up to date; a part that fails or is slow keeps its last values
         (the scrape itself must not fail while Kafka or the database is away)."""
-        for part in (self._refresh_outbox, self._refresh_lag):
+        async def guarded(part: Callable[[], Awaitable[None]]) -> None:
             try:
                 await asyncio.wait_for(part(), REFRESH_TIMEOUT_S)
             except Exception as exc:  # TimeoutError included
                 log.debug("metrics refresh %s failed: %r", part.__name__, exc)
+
+        # Side by side: a scrape waits at most REFRESH_TIMEOUT_S, within Prometheus' 10 s.
+        await asyncio.gather(guarded(self._refresh_outbox), guarded(self._refresh_lag))
 
     async def _refresh_outbox(self) -> None:
         if not self.outbox_collections:

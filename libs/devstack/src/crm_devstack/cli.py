@@ -6,12 +6,13 @@
     crm-stack wait          wait until Kafka and the MongoDB-protocol server answer
     crm-stack topics        create the platform's topics (idempotent)
     crm-stack processes     the Procfile entries `make run` should start
-    crm-stack supervise NAME -- COMMAND...
-                            run one Procfile process; if it dies, say which and why
-    crm-stack stopped       print (and forget) why the last `make run` stopped
 
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL name existing servers: then nothing is
 provisioned or started for them.
+
+What `make run` uses to say which process died and why (crm_devstack.supervise):
+    crm-stack supervise NAME -- COMMAND...   run one Procfile process
+    crm-stack stopped                        print (and forget) why the last run stopped
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from crm_contracts.topics import ALL_TOPICS
 from crm_devstack import servers
-from crm_devstack.supervise import supervise
+from crm_devstack.supervise import print_why_stopped, supervise
 from crm_devstack.topics import ensure_topics_sync
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -54,10 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         if len(argv) < 4 or argv[2] != "--":
             sys.exit("usage: crm-stack supervise NAME -- COMMAND...")
         sys.exit(supervise(argv[1], argv[3:], data_dir() / "logs"))
+    if argv[:1] == ["stopped"]:
+        print_why_stopped(data_dir() / "logs")
+        return
     parser = argparse.ArgumentParser(prog="crm-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["provision", "kafka", "ferretdb", "wait", "topics",
-                                            "processes", "stopped"])
+                                            "processes"])
     args = parser.parse_args(argv)
 
     if args.command == "provision":
@@ -79,11 +83,6 @@ def main(argv: list[str] | None = None) -> None:
         names = [n for n, external in (("kafka", external_kafka()), ("ferretdb", external_mongo()))
                  if not external]
         print(" ".join([*names, *SERVICES]))
-    elif args.command == "stopped":
-        stopped = data_dir() / "logs" / "stopped.txt"
-        if stopped.exists():
-            print(stopped.read_text(), end="", file=sys.stderr)
-            stopped.unlink()
 
 
 if __name__ == "__main__":

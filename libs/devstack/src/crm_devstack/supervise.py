@@ -84,3 +84,11 @@ def supervise(name: str, command: list[str], logs_dir: Path) -> int:
         with open(stopped_path, "a") as stopped:  # the first to die is the cause; others follow
             stopped.write(text + "\n")
     return returncode if returncode >= 0 else 128 - returncode
+
+
+def print_why_stopped(logs_dir: Path) -> None:
+    """Repeat the banners of the last run, once: `make run` calls it after honcho returns."""
+    stopped = logs_dir / "stopped.txt"
+    if stopped.exists():
+        print(stopped.read_text(), end="", file=sys.stderr)
+        stopped.unlink()

@@ -145,14 +145,14 @@ async def receive_contact(
     if customer_id is not None:
         earlier = await contacts.recent_for_customer(customer_id, received_at - DUPLICATE_WINDOW)
         duplicate_of = find_duplicate(text, received_at, [e for e in earlier if e.contact_id != contact_id])
-    kind = classify_kind(cmd.subject, cmd.body, keywords_for(region)).kind
+    hint = classify_kind(cmd.subject, cmd.body, keywords_for(region))
 
     data = ContactReceived(
         contact_id=contact_id, channel=cmd.channel, source_ref=cmd.source_ref or contact_id,
         region=region, project=project, building=building, unit=unit, customer_id=customer_id,
         customer_match=match.kind.value if customer_id == match.customer_id else MatchKind.UNKNOWN.value,
-        kind_hint=str(kind), subject=cmd.subject, body=cmd.body, attachments=cmd.attachments,
-        received_at=received_at, duplicate_of=duplicate_of, letter_form=cmd.letter_form,
+        kind_hint=str(hint.kind), kind_confidence=hint.confidence,  # 0: no keyword, unclassified
+        subject=cmd.subject, body=cmd.body, attachments=cmd.attachments, received_at=received_at, duplicate_of=duplicate_of, letter_form=cmd.letter_form,
         reply_to=reply_to,
     )
     event = new_event(event_type_of(ContactReceived), source=SOURCE, subject=contact_id, region=region,

@@ -152,8 +152,8 @@ async def receive_contact(
         region=region, project=project, building=building, unit=unit, customer_id=customer_id,
         customer_match=match.kind.value if customer_id == match.customer_id else MatchKind.UNKNOWN.value,
         kind_hint=str(hint.kind), kind_confidence=hint.confidence,  # 0: no keyword, unclassified
-        subject=cmd.subject, body=cmd.body, attachments=cmd.attachments, received_at=received_at, duplicate_of=duplicate_of, letter_form=cmd.letter_form,
-        reply_to=reply_to,
+        subject=cmd.subject, body=cmd.body, attachments=cmd.attachments, received_at=received_at,
+        duplicate_of=duplicate_of, letter_form=cmd.letter_form, reply_to=reply_to,
     )
     event = new_event(event_type_of(ContactReceived), source=SOURCE, subject=contact_id, region=region,
                       data=data)

@@ -48,13 +48,12 @@ class ContactCreate(BaseModel):
     unit: str | None = Field(None, max_length=50)
     source_ref: str | None = Field(None, max_length=100, description="call id, post id or letter number")
     received_at: AwareDatetime | None = None
+    # Not in the published v1 shape: a letter without it is recorded with the form unknown.
     letter_form: Literal["post", "fax", "email"] | None = Field(
-        None, description="required for channel=letter: how the letter came")
+        None, description="channel=letter only: how the letter came; leave it out if unknown")
 
     @model_validator(mode="after")
     def _letter_form(self) -> ContactCreate:
-        if self.channel == "letter" and self.letter_form is None:
-            raise ValueError("letter_form is required for a letter (post, fax or email)")
         if self.channel != "letter" and self.letter_form is not None:
             raise ValueError("letter_form is only for channel=letter")
         return self

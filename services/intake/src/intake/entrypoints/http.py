@@ -29,10 +29,10 @@ READERS = ("agent", "supervisor", "region_admin", "auditor")
 
 
 class CustomerIn(BaseModel):
-    customer_id: str | None = Field(None, max_length=64)
-    name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=40)
-    email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    customer_id: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ContactCreate(BaseModel):
@@ -81,9 +81,7 @@ def build_router(deps: IntakeDeps) -> APIRouter:
 
     async def _accept(cmd: handlers.ReceiveContact) -> ContactAccepted:
         try:
-            result = await handlers.receive_contact(
-                cmd, contacts=deps.contacts, directory=deps.directory,
-                keywords_for=deps.keywords_for, known_regions=deps.known_region)
+            result = await handlers.receive_contact(deps, cmd)
         except handlers.UnknownRegion as exc:
             raise Problem(422, "Unknown region", f"Region '{exc}' is not served by this platform.",
                           field="region") from exc
@@ -138,9 +136,6 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         if contact is None:
             raise Problem(404, "Not found", f"No contact {contact_id}.")
         ensure_region(principal, contact["region"], action="read contact")
-        contact["contact_id"] = contact.pop("_id")
-        for key in ("normalised_text", "outbox_pending", "idempotency_key"):
-            contact.pop(key, None)
         return contact
 
     @router.get("/contacts/{contact_id}/attachments/{attachment_id}", tags=["contacts"],

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 class PrometheusMetrics:
     def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
         self.received = Counter(
             "crm_intake_contacts_received_total", "Contacts recorded, per channel, region and kind hint",
             ["channel", "region", "kind_hint"], registry=registry)

@@ -20,7 +20,11 @@ How a text is scored (:func:`classify_kind`):
 6. the kind with the highest score wins; equal scores go to the first kind of the tie order
    complaint > repair > consultation > suggestion > praise (a missed complaint costs more than
    a missed praise); with no keyword at all the hint is ``default_kind`` (consultation) with
-   confidence 0.
+   confidence 0, which consumers read as *unclassified*;
+7. a danger to people is never a consultation: when one of ``danger_words`` counts (harm
+   words score for complaint, hazard words for repair, see ``kind_keywords.DANGER_WORDS``),
+   the better of complaint and repair wins instead of consultation. Harm words take the
+   ordinary negations ("没人受伤"), not the narrow complaint ones.
 
 ``confidence`` is the winner's share of all the points (0–1); ``scores`` holds every kind's
 points, so a consumer can apply its own threshold (e.g. "complaint ≥ 3 ⇒ put in the queue

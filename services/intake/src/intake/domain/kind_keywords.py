@@ -21,8 +21,8 @@ from __future__ import annotations
 
 # A danger to people is never a consultation. Owners describe what happened, rarely with a word
 # above: someone was hurt (complaint: a supervisor files it under the major or crisis procedure)
-# or something is about to hurt someone (repair: send someone now). Whenever one of these words
-# counts, consultation cannot win (see DANGER_WORDS).
+# or something is about to hurt someone (repair: send someone now). Whenever a harm or hazard
+# word counts, consultation cannot win (see DANGER_WORDS).
 DANGER_HARM: dict[str, float] = {
     # someone was hurt
     "受伤": 3.0,
@@ -46,7 +46,11 @@ DANGER_HARM: dict[str, float] = {
     "缝了": 3.0,
     "缝针": 3.0,
     "送医": 3.0,
-    "医院": 2.5,
+    "在医院": 2.5,
+    "去医院": 2.5,
+    "送医院": 3.0,
+    "进医院": 2.5,
+    "住院": 3.0,
     "抢救": 3.0,
     "洗胃": 3.0,
     "吸入浓烟": 3.0,
@@ -57,16 +61,34 @@ DANGER_HARM: dict[str, float] = {
     "出人命": 3.0,
     "人命": 3.0,
     "伤人": 2.5,
+    "掉进": 2.5,
+    "医药费": 3.0,
+    "医疗费": 3.0,
+    "治疗费": 3.0,
+    # English
+    "injured": 3.0,
+    "hurt": 3.0,
+    "in hospital": 2.5,
+    "to hospital": 2.5,
+    "at the hospital": 2.5,
+    "children's hospital": 2.5,
+    "stitches": 3.0,
+    "bruise": 2.5,
+    "fracture": 3.0,
+    "medical costs": 3.0,
+    "medical bill": 3.0,
+    "hospital bill": 3.0,
+    "killed": 3.0,
+    "was hit": 3.0,
+}
+# Who answers for it: complaint words, but no danger by themselves ("维修费用由谁承担？" stays
+# a question).
+SAFETY_ACCOUNTABILITY: dict[str, float] = {
     "后怕": 2.5,
     "差点": 2.0,
     "出大事": 2.5,
     "不是第一次": 2.5,
     "不是第一回": 2.5,
-    "掉进": 2.5,
-    # who answers for it
-    "医药费": 3.0,
-    "医疗费": 3.0,
-    "治疗费": 3.0,
     "承担责任": 3.0,
     "承担": 2.0,
     "谁来担": 3.0,
@@ -84,16 +106,6 @@ DANGER_HARM: dict[str, float] = {
     "无人理会": 3.0,
     "没下文": 3.0,
     # English
-    "injured": 3.0,
-    "hurt": 3.0,
-    "hospital": 2.5,
-    "stitches": 3.0,
-    "bruise": 2.5,
-    "fracture": 3.0,
-    "medical costs": 3.0,
-    "medical bill": 3.0,
-    "hospital bill": 3.0,
-    "killed": 3.0,
     "who pays": 3.0,
     "demands": 2.5,
     "passed acceptance": 2.5,
@@ -101,7 +113,6 @@ DANGER_HARM: dict[str, float] = {
     "ask the developer": 3.0,
     "expect the developer": 3.0,
     "before somebody": 2.5,
-    "was hit": 3.0,
 }
 DANGER_HAZARD: dict[str, float] = {
     # gas and fire
@@ -178,6 +189,7 @@ DANGER_HAZARD: dict[str, float] = {
 KIND_KEYWORDS: dict[str, dict[str, float]] = {
     "complaint": {
         **DANGER_HARM,
+        **SAFETY_ACCOUNTABILITY,
         # explicit
         "投诉": 3.0,
         "投诉函": 3.0,

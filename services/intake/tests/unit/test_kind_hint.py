@@ -229,3 +229,8 @@ def test_safety_holdout_mostly_opens_a_case() -> None:
     hints = [classify_kind(r["subject"], r["body"]) for r in rows]
     opened = sum(h.kind.value in CASE_KINDS for h in hints)
     assert opened / len(rows) >= SAFETY_HOLDOUT_CASE_FLOOR, [h.kind.value for h in hints]
+
+
+@pytest.mark.parametrize("body", ["小区附近有没有医院？", "Is there a hospital near the estate?"])
+def test_a_question_that_only_mentions_a_hospital_stays_a_consultation(body: str) -> None:
+    assert classify_kind("", body).kind is Kind.CONSULTATION

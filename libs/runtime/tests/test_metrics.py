@@ -122,3 +122,43 @@ async def test_consumer_lag_while_a_handler_is_stuck_then_zero_and_dead_letters_
             assert len(handled) == 5
     finally:
         await drop(stack, contexts[0].db.name)
+
+
+async def test_consumer_lag_covers_every_worker_of_a_subscription(stack):
+    # A subscription with workers (as cases' contacts) runs one consumer per worker.
+    topic = f"test.metrics.workers.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(stack.bootstrap, [topic], partitions=2)
+    for n in range(8):
+        await produce(stack.bootstrap, topic, call_event(n))
+
+    gate = asyncio.Event()
+    handled: list[str] = []
+
+    async def stuck_until_released(event, data) -> None:
+        await gate.wait()
+        handled.append(event.id)
+
+    contexts: list[ServiceContext] = []
+
+    def wire(ctx: ServiceContext) -> Wiring:
+        contexts.append(ctx)
+        return Wiring(subscriptions=[Subscription(topic, workers=2).on(CALL, stuck_until_released)])
+
+    app = create_service_app(service_settings(stack), title="metrics", description="d", wire=wire)
+    try:
+        async with running_app(app) as client:
+            async def total_lag() -> float:
+                text = await scrape(client)
+                lags = [sample(text, "crm_consumer_lag", topic=topic, partition=p) for p in ("0", "1")]
+                return sum(lag for lag in lags if lag is not None) if None not in lags else -1
+
+            await eventually(lambda: _equals(total_lag, 8), timeout=60)
+            gate.set()
+            await eventually(lambda: _equals(total_lag, 0), timeout=30)
+            assert len(handled) == 8
+    finally:
+        await drop(stack, contexts[0].db.name)
+
+
+async def _equals(measure, expected: float) -> bool:
+    return await measure() == expected

@@ -35,7 +35,8 @@ def build_email(message: OutboundMessage, sender: str, *, sender_name: str | Non
     mail["Message-ID"] = f"<{message.message_id}@{domain}>"
     mail["Content-Language"] = message.language
     mail["X-Notification-Id"] = message.message_id
-    mail.set_content(message.body, charset="utf-8")
+    # base64, not 8bit: a relay without 8BITMIME still carries Chinese text intact.
+    mail.set_content(message.body, charset="utf-8", cte="base64")
     return mail
 
 

@@ -4,15 +4,20 @@ limits answered with the provider's code, receipts and replies posted to a callb
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from crm_devstack.servers import free_port
+from crm_devstack.servers import free_port, wait_for_port
 from crm_devstack.sinks.sms import SmsSink, SmsSinkConfig, create_app
 from fastapi import FastAPI, Request
 from notifications.adapters.gateways import OutboundMessage, TimeoutUnknown
@@ -227,3 +232,22 @@ async def test_a_provider_that_is_down_is_a_transient_failure_not_an_unknown():
     finally:
         await gateway.close()
     assert not result.accepted and not result.permanent and (result.error or "").startswith("connect")
+
+
+async def test_the_sms_sink_process_of_make_run_keeps_what_it_sent_in_a_file(tmp_path):
+    port = free_port()
+    env = {**os.environ, "CRM_SMS_SINK_PORT": str(port), "CRM_SMS_SINK_DIR": str(tmp_path),
+           "CRM_SMS_SINK_RECEIPTS_URL": "", "CRM_SMS_SINK_REPLIES_URL": ""}
+    cli = Path(sys.executable).with_name("crm-stack")
+    proc = subprocess.Popen([str(cli), "sms-sink"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gateway = SmsGateway.single(f"http://127.0.0.1:{port}", ACCESS_KEY)
+    try:
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=60, proc=proc)
+        assert (await gateway.send(sms("ntf-proc-1", "13712340011"))).accepted
+        (stored,) = await sent_to(f"http://127.0.0.1:{port}", "13712340011")
+        lines = (tmp_path / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [json.loads(line)["out_id"] for line in lines] == ["ntf-proc-1"] == [stored["out_id"]]
+    finally:
+        await gateway.close()
+        proc.terminate()
+        proc.wait(timeout=30)

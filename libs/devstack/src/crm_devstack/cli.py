@@ -16,6 +16,7 @@ provisioned or started for them.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -71,11 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "sms-sink":
         import uvicorn
 
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         uvicorn.run("crm_devstack.sinks.sms:create_app", factory=True, host="127.0.0.1",
                     port=int(os.environ.get("CRM_SMS_SINK_PORT", "8013")), access_log=False)
     elif args.command == "smtp-sink":
         from crm_devstack.sinks import smtp
 
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         smtp.main()
     elif args.command == "processes":
         names = [n for n, external in (("kafka", external_kafka()), ("ferretdb", external_mongo()))

@@ -1,6 +1,3 @@
-"""The port every outbound channel implements (SMS, e-mail, letters), agreed with the core:
-the ledger codes against these types only, never against a provider's shapes."""
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,14 +19,12 @@ class OutboundMessage:
     postal_address: str | None = None   # letters only
     recipient_name: str | None = None   # letters/e-mail salutation
 
-
 @dataclass(frozen=True)
 class SendResult:
     accepted: bool               # the provider took it (not yet delivered)
     provider_ref: str | None = None   # provider's id (SMS BizId)
     permanent: bool = False      # not accepted and retrying will not help (bad number, blacklisted)
     error: str | None = None
-
 
 @dataclass(frozen=True)
 class Receipt:                   # a delivery report, parsed from the provider's callback
@@ -38,7 +33,6 @@ class Receipt:                   # a delivery report, parsed from the provider's
     error: str | None
     reported_at: datetime
 
-
 @dataclass(frozen=True)
 class Reply:                     # a customer's SMS reply (uplink), e.g. "TD" to unsubscribe
     phone: str
@@ -46,11 +40,9 @@ class Reply:                     # a customer's SMS reply (uplink), e.g. "TD" to
     received_at: datetime
     sign_name: str | None = None
 
-
 class Gateway(Protocol):
     async def send(self, message: OutboundMessage) -> SendResult: ...
     async def close(self) -> None: ...
-
 
 class TimeoutUnknown(Exception):
     """The provider did not answer in time: the message may or may not have been accepted.

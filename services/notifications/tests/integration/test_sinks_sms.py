@@ -12,18 +12,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from crm_devstack.servers import free_port, wait_for_port
-from crm_devstack.sinks.sms import SmsSink, SmsSinkConfig, create_app
+from crm_devstack.sinks.sms import SmsSinkConfig, create_app
 from fastapi import FastAPI, Request
 from notifications.adapters.gateways import OutboundMessage, TimeoutUnknown
 from notifications.adapters.sms import SmsGateway, parse_receipts, parse_replies
 
-ACCESS_KEY = "local:local-sms-secret"
+ACCESS_KEY = "test:test-secret"
+SINK_KEYS = {"test": "test-secret"}
 TOKEN = "test-provider-token"
 
 
@@ -79,7 +81,7 @@ async def callbacks() -> AsyncIterator[tuple[Callbacks, str]]:
 async def sink_url(callbacks, tmp_path_factory) -> AsyncIterator[str]:
     _, callback_url = callbacks
     config = SmsSinkConfig(
-        data_dir=tmp_path_factory.mktemp("sms-sink"), rate_per_s=1000, daily_limit_per_number=50,
+        data_dir=tmp_path_factory.mktemp("sms-sink"), access_keys=SINK_KEYS, rate_per_s=1000, daily_limit_per_number=50,
         receipt_delay_s=0.05, receipt_copies=2, provider_token=TOKEN, callback_retries_s=(0.2,),
         receipts_url=f"{callback_url}/v1/providers/sms/receipts",
         replies_url=f"{callback_url}/v1/providers/sms/replies")
@@ -167,7 +169,7 @@ async def test_a_customer_reply_td_is_posted_to_the_replies_callback(sink_url, c
 
 
 async def test_a_wrong_access_key_is_refused_and_nothing_is_sent(sink_url):
-    gateway = SmsGateway.single(sink_url, "local:not-the-secret")
+    gateway = SmsGateway.single(sink_url, "test:not-the-secret")
     try:
         result = await gateway.send(sms("ntf-badkey-1", "13712340004"))
     finally:
@@ -177,16 +179,28 @@ async def test_a_wrong_access_key_is_refused_and_nothing_is_sent(sink_url):
     assert await sent_to(sink_url, "13712340004") == []
 
 
-def local_sink(tmp_path, **settings: Any) -> tuple[SmsSink, SmsGateway]:
-    """A sink of its own limits, reached in process (no receipts posted)."""
+def in_process(tmp_path, **settings: Any) -> httpx.AsyncClient:
+    """A sink of its own settings, reached in process (no receipts posted)."""
     config = SmsSinkConfig(data_dir=tmp_path, receipts_url=None, replies_url=None, **settings)
-    app = create_app(config)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sink")
-    return app.state.sink, SmsGateway.single("http://sink", ACCESS_KEY, client=client)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(config)), base_url="http://sink")
+
+
+def local_sink(tmp_path, **settings: Any) -> SmsGateway:
+    return SmsGateway.single("http://sink", ACCESS_KEY, client=in_process(tmp_path, access_keys=SINK_KEYS, **settings))
+
+
+async def test_the_services_default_settings_fit_the_sinks_defaults(tmp_path):
+    # NotificationsSettings' development defaults, as the channel factory passes them.
+    settings = SimpleNamespace(sms_url="http://sink", sms_access_key="dev-sms-access-key", sms_sign_name="客户中心")
+    gateway = SmsGateway(settings, client=in_process(tmp_path))
+    try:
+        assert (await gateway.send(sms("ntf-defaults-1", "13712340012"))).accepted
+    finally:
+        await gateway.close()
 
 
 async def test_past_the_rate_the_provider_answers_limit_control(tmp_path):
-    _, gateway = local_sink(tmp_path, rate_per_s=0.001)  # one message, then none for a long while
+    gateway = local_sink(tmp_path, rate_per_s=0.001)  # one message, then none for a long while
     first = await gateway.send(sms("ntf-rate-1", "13712340005"))
     second = await gateway.send(sms("ntf-rate-2", "13712340006"))
     await gateway.close()
@@ -196,14 +210,14 @@ async def test_past_the_rate_the_provider_answers_limit_control(tmp_path):
 
 
 async def test_past_the_daily_limit_of_a_number_it_answers_limit_control_even_after_a_restart(tmp_path):
-    _, gateway = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
+    gateway = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
     results = [await gateway.send(sms(f"ntf-day-{i}", "13712340007")) for i in range(3)]
     other_number = await gateway.send(sms("ntf-day-other", "13712340008"))
     await gateway.close()
     assert [r.accepted for r in results] == [True, True, False]
     assert (results[2].error or "").startswith("isv.BUSINESS_LIMIT_CONTROL") and not results[2].permanent
     assert other_number.accepted
-    _, restarted = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
+    restarted = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
     again = await restarted.send(sms("ntf-day-3", "13712340007"))
     await restarted.close()
     assert not again.accepted and (again.error or "").startswith("isv.BUSINESS_LIMIT_CONTROL")
@@ -237,7 +251,7 @@ async def test_a_provider_that_is_down_is_a_transient_failure_not_an_unknown():
 async def test_the_sms_sink_process_of_make_run_keeps_what_it_sent_in_a_file(tmp_path):
     port = free_port()
     env = {**os.environ, "CRM_SMS_SINK_PORT": str(port), "CRM_SMS_SINK_DIR": str(tmp_path),
-           "CRM_SMS_SINK_RECEIPTS_URL": "", "CRM_SMS_SINK_REPLIES_URL": ""}
+           "CRM_SMS_SINK_RECEIPTS_URL": "", "CRM_SMS_SINK_REPLIES_URL": "", "CRM_SMS_SINK_ACCESS_KEYS": "test:test-secret"}
     cli = Path(sys.executable).with_name("crm-stack")
     proc = subprocess.Popen([str(cli), "sms-sink"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gateway = SmsGateway.single(f"http://127.0.0.1:{port}", ACCESS_KEY)

@@ -77,3 +77,17 @@ async def test_address_never_reaches_the_log(tmp_path, caplog):
     assert caplog.records  # it logs the letter ...
     text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "科技园路" not in text and "1201" not in text  # ... but not where the customer lives
+
+
+async def test_the_channel_factory_can_build_mail_and_letters_from_the_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from notifications.adapters.email import SmtpGateway
+
+    settings = SimpleNamespace(smtp_host="mail.internal", smtp_port=2525, smtp_sender="notices@crm.example.cn",
+                               letters_dir=str(tmp_path / "letters"))
+    gateway = SmtpGateway(settings)
+    assert (gateway.host, gateway.port, gateway.sender) == ("mail.internal", 2525, "notices@crm.example.cn")
+    batcher = LetterBatcher(settings, clock=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING))
+    assert (await batcher.send(message(channel="letter", to="", postal_address="上海市浦东新区世纪大道100号"))).accepted
+    assert (tmp_path / "letters" / "shenzhen" / "2026-12-01.jsonl").exists()

@@ -69,8 +69,9 @@ class SmsSinkConfig:
     receipt_copies: int = 2
     receipts_url: str | None = "http://127.0.0.1:8003/v1/providers/sms/receipts"
     replies_url: str | None = "http://127.0.0.1:8003/v1/providers/sms/replies"
-    provider_token: str = "local-provider-token"
-    access_keys: dict[str, str] = field(default_factory=lambda: {"local": "local-sms-secret"})
+    # The notifications service's development defaults (sms_access_key, provider_token).
+    provider_token: str = "dev-provider-token"
+    access_keys: dict[str, str] = field(default_factory=lambda: {"local": "dev-sms-access-key"})
     undeliverable_suffix: str = "0000"
     callback_retries_s: tuple[float, ...] = (1.0, 5.0, 10.0)  # the real provider waits 1, 5, 10 min
 

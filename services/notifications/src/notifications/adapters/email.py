@@ -13,6 +13,7 @@ import logging
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, localtime
+from typing import Any
 
 import aiosmtplib
 
@@ -41,9 +42,14 @@ def build_email(message: OutboundMessage, sender: str, *, sender_name: str | Non
 
 
 class SmtpGateway:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8025, sender: str = "noreply@crm.local", *,
+    """The e-mail channel; ``host`` may be the service's settings (smtp_host, smtp_port,
+    smtp_sender), as the channel factory passes them."""
+
+    def __init__(self, host: str | Any = "127.0.0.1", port: int = 8025, sender: str = "noreply@crm.local", *,
                  sender_name: str | None = None, timeout_s: float = 10.0, start_tls: bool | None = False,
                  username: str | None = None, password: str | None = None):
+        if not isinstance(host, str):
+            host, port, sender = host.smtp_host, int(host.smtp_port), host.smtp_sender
         self.host, self.port, self.sender, self.sender_name = host, port, sender, sender_name
         self.timeout_s, self.start_tls = timeout_s, start_tls
         self.username, self.password = username, password

@@ -125,9 +125,14 @@ def letter_date(day: date, language: str) -> str:
 
 
 class LetterBatcher:
-    def __init__(self, letters_dir: Path | str, *, spool: LetterSpool | None = None,
+    """The letter channel; ``letters_dir`` may be the service's settings (letters_dir), as the
+    channel factory passes them."""
+
+    def __init__(self, letters_dir: Path | str | Any, *, spool: LetterSpool | None = None,
                  sender_names: Mapping[str, str] | None = None, default_sender: str = "客户中心",
                  font_path: Path | None = None, clock: Callable[[], datetime] | None = None):
+        if not isinstance(letters_dir, (str, Path)):
+            letters_dir = letters_dir.letters_dir
         self.letters_dir = Path(letters_dir)
         self.spool = spool or JsonlLetterSpool(self.letters_dir)
         self.sender_names = dict(sender_names or {})

@@ -133,6 +133,17 @@ def providers_from_json(text: str) -> dict[str, list[ProviderConfig]]:
     return routes
 
 
+def routes_from_settings(settings: Any) -> dict[str, list[ProviderConfig]]:
+    """NotificationsSettings → routes: ``sms_providers`` (JSON, per region) when it has one,
+    else one provider for every region from ``sms_url``, ``sms_access_key``, ``sms_sign_name``."""
+    configured = getattr(settings, "sms_providers", None)
+    if configured:
+        return providers_from_json(configured if isinstance(configured, str) else json.dumps(configured))
+    key_id, secret = parse_access_key(settings.sms_access_key)
+    return {DEFAULT_REGION: [ProviderConfig(name="default", url=settings.sms_url, access_key_id=key_id,
+                                            access_key_secret=secret, sign_name=settings.sms_sign_name)]}
+
+
 # --- request building and signing (pure) -----------------------------------------------------
 
 
@@ -292,12 +303,16 @@ class _Pacer:
 
 class SmsGateway:
     """The SMS channel. ``providers`` maps a region to its providers in order of preference
-    (``"*"`` for every other region); we are a real-estate sender, so providers marked
-    ``refuses_real_estate`` are skipped."""
+    (``"*"`` for every other region), or is the service's settings (see
+    :func:`routes_from_settings`); we are a real-estate sender, so providers marked
+    ``refuses_real_estate`` are skipped. ``rate_per_s`` paces this gateway itself: leave it
+    out when a limiter in front of it already does."""
 
-    def __init__(self, providers: Mapping[str, Sequence[ProviderConfig]], *, real_estate_sender: bool = True,
+    def __init__(self, providers: Mapping[str, Sequence[ProviderConfig]] | Any, *, real_estate_sender: bool = True,
                  timeout_s: float = 5.0, rate_per_s: float | None = None,
                  client: httpx.AsyncClient | None = None):
+        if not isinstance(providers, Mapping):  # the settings object, as the channel factory passes it
+            providers = routes_from_settings(providers)
         self.real_estate_sender = real_estate_sender
         self.routes = {region: list(configs) for region, configs in providers.items()}
         for region in self.routes:

@@ -78,6 +78,8 @@ def main(argv: Any = None) -> None:
     host = os.environ.get("CRM_SMTP_SINK_HOST", "127.0.0.1")
     port = int(os.environ.get("CRM_SMTP_SINK_PORT", "8025"))
     mail_dir = default_mail_dir()
+    # aiosmtpd's own log names peers and, at debug, envelope addresses: keep it to problems.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = start(host, port, mail_dir)
     print(f"smtp sink: {host}:{port}, mail in {mail_dir}", flush=True)
     stopped = threading.Event()

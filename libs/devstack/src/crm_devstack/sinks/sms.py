@@ -7,7 +7,7 @@ It behaves like the real provider where the notifications service must cope with
 
 * ``POST /`` takes ``Action=SendSms`` and ``Action=SendBatchSms`` form posts signed with
   the provider's RPC signature v1 (HMAC-SHA1; see notifications/adapters/sms.py), refuses a
-  bad signature, a reused nonce, an illegal number (``isv.MOBILE_NUMBER_ILLEGAL``), and
+  bad signature, a stale timestamp or reused nonce (a replay), an illegal number (``isv.MOBILE_NUMBER_ILLEGAL``), and
   answers ``isv.BUSINESS_LIMIT_CONTROL`` past a rate (messages per second, a token bucket)
   or a per-number daily limit;
 * every accepted message is appended to ``messages.jsonl`` (one JSON object a line) in its
@@ -37,7 +37,7 @@ import uuid
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -52,6 +52,7 @@ log = logging.getLogger("crm_devstack.sinks.sms")
 BEIJING = ZoneInfo("Asia/Shanghai")
 MOBILE = re.compile(r"1[3-9]\d{9}")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+REPLAY_WINDOW_S = 900  # the provider accepts a request stamped within 15 minutes
 
 
 def _default_dir() -> Path:
@@ -142,7 +143,7 @@ class SmsSink:
         self.receipts_file = config.data_dir / "receipts.jsonl"
         self.replies_file = config.data_dir / "replies.jsonl"
         self.bucket = TokenBucket(config.rate_per_s)
-        self.nonces: dict[str, float] = {}
+        self.nonces: dict[str, float] = {}  # insertion order is time order: prune from the front
         self.tasks: set[asyncio.Task[None]] = set()
         self.client = httpx.AsyncClient(timeout=10.0)
         # The daily counts survive a restart: they are rebuilt from what was sent today.
@@ -172,8 +173,16 @@ class SmsSink:
             raise Refused("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
         if not hmac.compare_digest(params.get("Signature", ""), expected_signature(params, secret)):
             raise Refused("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
+        try:
+            stamped = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise Refused("InvalidTimeStamp.Format", "Specified time stamp does not comply with ISO8601.", 400) from exc
+        if abs((datetime.now(UTC) - stamped).total_seconds()) > REPLAY_WINDOW_S:
+            raise Refused("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+        # Within the window a nonce is remembered, so a replayed request is refused.
         nonce, now = params.get("SignatureNonce", ""), time.monotonic()
-        self.nonces = {n: t for n, t in self.nonces.items() if now - t < 900}
+        while self.nonces and now - next(iter(self.nonces.values())) > REPLAY_WINDOW_S:
+            del self.nonces[next(iter(self.nonces))]
         if not nonce or nonce in self.nonces:
             raise Refused("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
         self.nonces[nonce] = now

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from crm_devstack.servers import free_port, wait_for_port
 from crm_devstack.sinks import smtp as smtp_sink
+from notifications.adapters import letters as letters_module
 from notifications.adapters.email import SmtpGateway
 from notifications.adapters.gateways import OutboundMessage, TimeoutUnknown
 from notifications.adapters.letters import BEIJING, LetterBatcher
@@ -156,3 +157,27 @@ async def test_a_batch_of_500_letters_renders(tmp_path):
     print(f"500 letters rendered in {time.monotonic() - started:.1f}s")
     assert len(reader.pages) == 500
     assert "翡翠湾499号" in reader.pages[499].extract_text()
+
+
+async def test_the_daily_job_renders_each_closed_day_once_and_leaves_today_open(tmp_path):
+    now = [datetime(2026, 11, 30, 15, 0, tzinfo=BEIJING)]
+    batcher = LetterBatcher(tmp_path, clock=lambda: now[0])
+    await batcher.add(letter("ntf-d-1", "shenzhen", "张伟", "广东省深圳市南山区1号", "昨天的信。"))
+    await batcher.add(letter("ntf-d-2", "chengdu", "刘洋", "四川省成都市高新区2号", "昨天的信。"))
+    now[0] = datetime(2026, 12, 1, 0, 30, tzinfo=BEIJING)  # past midnight in Beijing: 30 November is closed
+    await batcher.add(letter("ntf-d-3", "shenzhen", "张伟", "广东省深圳市南山区1号", "今天的信。"))
+
+    rendered = await batcher.render_closed()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in rendered) == [
+        "chengdu/2026-11-30.pdf", "shenzhen/2026-11-30.pdf"]
+    assert "成都市高新区2号" in PdfReader(tmp_path / "chengdu" / "2026-11-30.pdf").pages[0].extract_text()
+    assert not (tmp_path / "shenzhen" / "2026-12-01.pdf").exists()  # today's batch still takes letters
+    assert await batcher.render_closed() == []  # run again: nothing twice
+
+
+def test_the_print_room_renders_a_batch_from_the_command_line(tmp_path, capsys):
+    batcher = LetterBatcher(tmp_path, clock=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING))
+    asyncio.run(batcher.add(letter("ntf-cli-1", "shenzhen", "张伟", "广东省深圳市南山区1号", "交付通知。")))
+    letters_module.main(["--dir", str(tmp_path), "shenzhen", "2026-12-01"])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "shenzhen" / "2026-12-01.pdf")
+    assert "交付通知" in PdfReader(tmp_path / "shenzhen" / "2026-12-01.pdf").pages[0].extract_text()

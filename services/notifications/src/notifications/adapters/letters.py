@@ -65,6 +65,10 @@ class LetterSpool(Protocol):
 
     async def read(self, region: str, day: date) -> list[dict[str, Any]]: ...
 
+    async def batches(self) -> list[tuple[str, date]]:
+        """Every (region, day) that has letters."""
+        ...
+
 
 class JsonlLetterSpool:
     """One JSON-lines file per region and day; a person can read it, a restart loses nothing.
@@ -110,6 +114,18 @@ class JsonlLetterSpool:
 
     async def read(self, region: str, day: date) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._read, self.path(region, day))
+
+    async def batches(self) -> list[tuple[str, date]]:
+        def scan() -> list[tuple[str, date]]:
+            found = []
+            for path in sorted(self.letters_dir.glob("*/*.jsonl")):
+                try:
+                    found.append((path.parent.name, date.fromisoformat(path.stem)))
+                except ValueError:
+                    continue  # not a spool file of ours
+            return found
+
+        return await asyncio.to_thread(scan)
 
 
 _LABELS = {
@@ -169,11 +185,24 @@ class LetterBatcher:
         letters = await self.spool.read(region, day)
         if not letters:
             raise LookupError(f"no letters for {region} on {day.isoformat()}")
-        path = self.letters_dir / region / f"{day.isoformat()}.pdf"
+        path = self.pdf_path(region, day)
         sender = self.sender_names.get(region, self.default_sender)
         await asyncio.to_thread(self._write_pdf, letters, path, sender, day)
         log.info("letter batch rendered", extra={"region": region, "day": day.isoformat(), "letters": len(letters)})
         return path
+
+    def pdf_path(self, region: str, day: date) -> Path:
+        return self.letters_dir / region / f"{day.isoformat()}.pdf"
+
+    async def render_closed(self) -> list[Path]:
+        """Render every batch of a day that is over (Beijing time) and has no PDF yet: what the
+        daily job (or ``python -m notifications.adapters.letters``) calls. Safe to run twice."""
+        today = self.clock().astimezone(BEIJING).date()
+        rendered = []
+        for region, day in await self.spool.batches():
+            if day < today and not self.pdf_path(region, day).exists():
+                rendered.append(await self.render(region, day))
+        return rendered
 
     def _write_pdf(self, letters: list[dict[str, Any]], path: Path, sender: str, day: date) -> None:
         pdf = FPDF(format="A4")
@@ -221,3 +250,28 @@ class LetterBatcher:
 
     async def close(self) -> None:
         """Nothing is held open: each add and render opens its files itself."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m notifications.adapters.letters [--dir .data/letters] [REGION DAY]``: render
+    one batch, or every closed day's batch not rendered yet."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m notifications.adapters.letters", description=main.__doc__)
+    parser.add_argument("--dir", default=os.environ.get("CRM_NOTIFICATIONS_LETTERS_DIR", ".data/letters"))
+    parser.add_argument("region", nargs="?")
+    parser.add_argument("day", nargs="?", type=date.fromisoformat)
+    args = parser.parse_args(argv)
+    batcher = LetterBatcher(args.dir)
+    if args.region and args.day:
+        paths = [asyncio.run(batcher.render(args.region, args.day))]
+    elif args.region or args.day:
+        parser.error("give both REGION and DAY, or neither")
+    else:
+        paths = asyncio.run(batcher.render_closed())
+    for path in paths:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -239,6 +239,24 @@ async def test_a_provider_that_never_answers_gives_timeout_unknown():
         server.close()
 
 
+async def test_after_a_timeout_the_receipt_still_tells_what_happened(callbacks, tmp_path):
+    receiver, callback_url = callbacks
+    config = SmsSinkConfig(data_dir=tmp_path, access_keys=SINK_KEYS, answer_delay_s=5, receipt_delay_s=0.05,
+                           receipt_copies=1, provider_token=TOKEN,
+                           receipts_url=f"{callback_url}/v1/providers/sms/receipts", replies_url=None)
+    async with serving(create_app(config)) as slow_url:
+        gateway = SmsGateway.single(slow_url, ACCESS_KEY, timeout_s=0.5)
+        try:
+            with pytest.raises(TimeoutUnknown):
+                await gateway.send(sms("ntf-slow-1", "13712340013"))
+        finally:
+            await gateway.close()
+        # No re-send: the provider's receipt settles it.
+        body, _ = (await eventually(lambda: receiver.receipts_for("ntf-slow-1")))[0]
+    (receipt,) = parse_receipts(body)
+    assert receipt.out_id == "ntf-slow-1" and receipt.delivered
+
+
 async def test_a_provider_that_is_down_is_a_transient_failure_not_an_unknown():
     gateway = SmsGateway.single(f"http://127.0.0.1:{free_port()}", ACCESS_KEY, timeout_s=2)
     try:

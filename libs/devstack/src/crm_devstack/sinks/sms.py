@@ -75,6 +75,9 @@ class SmsSinkConfig:
     access_keys: dict[str, str] = field(default_factory=lambda: {"local": "dev-sms-access-key"})
     undeliverable_suffix: str = "0000"
     callback_retries_s: tuple[float, ...] = (1.0, 5.0, 10.0)  # the real provider waits 1, 5, 10 min
+    # A slow provider: it takes the message, then answers this late (the client times out,
+    # the receipt still comes).
+    answer_delay_s: float = 0.0
 
     @classmethod
     def from_env(cls) -> SmsSinkConfig:
@@ -86,6 +89,7 @@ class SmsSinkConfig:
         config.daily_limit_per_number = int(env("CRM_SMS_SINK_DAILY_LIMIT", config.daily_limit_per_number))
         config.receipt_delay_s = float(env("CRM_SMS_SINK_RECEIPT_DELAY_S", config.receipt_delay_s))
         config.receipt_copies = int(env("CRM_SMS_SINK_RECEIPT_COPIES", config.receipt_copies))
+        config.answer_delay_s = float(env("CRM_SMS_SINK_ANSWER_DELAY_S", config.answer_delay_s))
         config.receipts_url = env("CRM_SMS_SINK_RECEIPTS_URL", config.receipts_url) or None
         config.replies_url = env("CRM_SMS_SINK_REPLIES_URL", config.replies_url) or None
         config.provider_token = env("CRM_SMS_SINK_PROVIDER_TOKEN", config.provider_token) or ""
@@ -256,6 +260,8 @@ class SmsSink:
         await asyncio.to_thread(self.append, self.messages_file, entries)
         log.info("sms sink accepted %d message(s)", len(entries), extra={"biz_id": biz_id})
         self._spawn(self._send_receipts(entries))
+        if self.config.answer_delay_s:
+            await asyncio.sleep(self.config.answer_delay_s)
         return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id}
 
     def _spawn(self, coro: Any) -> None:

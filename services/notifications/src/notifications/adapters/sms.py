@@ -49,33 +49,15 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 DEFAULT_REGION = "*"  # the provider list used for a region that has none of its own
 
 # Codes after which the same request will never succeed: the caller marks the message failed.
+# Everything else (isv.BUSINESS_LIMIT_CONTROL, isv.DAY_LIMIT_CONTROL, isv.AMOUNT_NOT_ENOUGH,
+# isv.OUT_OF_SERVICE, isp.SYSTEM_ERROR, Throttling.User, a signature our configuration got
+# wrong, codes new to us) is worth a retry later: the message is still wanted.
 PERMANENT_CODES = frozenset({
-    "isv.MOBILE_NUMBER_ILLEGAL",
-    "isv.BLACK_KEY_CONTROL_LIMIT",
-    "isv.SMS_SIGNATURE_ILLEGAL",
-    "isv.SMS_TEMPLATE_ILLEGAL",
-    "isv.TEMPLATE_MISSING_PARAMETERS",
-    "isv.TEMPLATE_PARAMS_ILLEGAL",
-    "isv.PARAM_LENGTH_LIMIT",
-    "isv.PARAM_NOT_SUPPORT_URL",
-    "isv.INVALID_JSON_PARAM",
-    "isv.INVALID_PARAMETERS",
-    "isv.EXTEND_CODE_ERROR",
-    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
-    "isv.DENY_IP_RANGE",
-    "isv.MOBILE_IN_BLACK",
-})
-# Limits, balance, outages: retry later (the ledger's backoff), the message is still wanted.
-TRANSIENT_CODES = frozenset({
-    "isv.BUSINESS_LIMIT_CONTROL",
-    "isv.DAY_LIMIT_CONTROL",
-    "isv.AMOUNT_NOT_ENOUGH",
-    "isv.OUT_OF_SERVICE",
-    "isp.SYSTEM_ERROR",
-    "isp.RAM_PERMISSION_DENY",
-    "Throttling.User",
-    "SignatureDoesNotMatch",  # a configuration fault of ours: fix it and the message can go
-    "InvalidAccessKeyId.NotFound",
+    "isv.MOBILE_NUMBER_ILLEGAL", "isv.BLACK_KEY_CONTROL_LIMIT", "isv.MOBILE_IN_BLACK",
+    "isv.SMS_SIGNATURE_ILLEGAL", "isv.SMS_TEMPLATE_ILLEGAL", "isv.TEMPLATE_MISSING_PARAMETERS",
+    "isv.TEMPLATE_PARAMS_ILLEGAL", "isv.PARAM_LENGTH_LIMIT", "isv.PARAM_NOT_SUPPORT_URL",
+    "isv.INVALID_JSON_PARAM", "isv.INVALID_PARAMETERS", "isv.EXTEND_CODE_ERROR",
+    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "isv.DENY_IP_RANGE",
 })
 
 

@@ -59,6 +59,14 @@ def test_send_sms_request_carries_our_ledger_id_sign_template_and_chinese_params
     assert tampered["Signature"] != expected_signature(tampered, "local-sms-secret")
 
 
+@pytest.mark.parametrize(("given", "sent"), [
+    ("+86 138-0001-8000", "13800018000"), ("０086 13800018000", "13800018000"),
+    ("0755-88886666", "0755-88886666"), ("12345", "12345"),  # not mobiles: the provider refuses them
+])
+def test_numbers_go_to_the_provider_as_eleven_digits(given, sent):
+    assert send_sms_params(PROVIDER, sms(to=given), now=NOW, nonce="n-5")["PhoneNumbers"] == sent
+
+
 def test_unmapped_template_goes_as_our_id():
     params = send_sms_params(PROVIDER, sms(template="survey.invite", x="1"), now=NOW, nonce="n-2")
     assert params["TemplateCode"] == "survey.invite"

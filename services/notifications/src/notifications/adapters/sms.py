@@ -16,20 +16,18 @@ unique, so a replayed one is refused.
 Batches: dysmsapi's ``SendBatchSms`` carries one ``OutId`` for the whole batch; we also send
 ``OutIdJson`` (one ledger id per number, in order), which the local sink echoes per number.
 A provider that does not know it gets ``batch_size=1`` in its config: broadcasts then go one
-``SendSms`` each, paced by ``rate_per_s``.
+``SendSms`` each.
 
 Nothing here logs a phone number; log lines name the ledger id and the provider.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
+from crm_runtime.pii import normalise_phone
 
 from notifications.adapters.gateways import OutboundMessage, Receipt, Reply, SendResult, TimeoutUnknown
 
@@ -157,11 +156,18 @@ def _signed(params: dict[str, str], provider: ProviderConfig) -> dict[str, str]:
     return params
 
 
+def provider_number(raw: str) -> str:
+    """The 11 digits the provider wants ("+86 138-0001-8000" → "13800018000"); anything that is
+    not a mainland mobile goes as given, for the provider to refuse by its own code."""
+    canonical = normalise_phone(raw)
+    return canonical if canonical and "-" not in canonical else raw
+
+
 def send_sms_params(provider: ProviderConfig, message: OutboundMessage, *, now: datetime,
                     nonce: str) -> dict[str, str]:
     params = _common("SendSms", provider, now, nonce)
     params.update({
-        "PhoneNumbers": message.to,
+        "PhoneNumbers": provider_number(message.to),
         "SignName": provider.sign_name,
         "TemplateCode": provider.templates.get(message.template_code, message.template_code),
         "TemplateParam": json.dumps(message.params, ensure_ascii=False, separators=(",", ":")),
@@ -183,7 +189,7 @@ def send_batch_params(provider: ProviderConfig, messages: Sequence[OutboundMessa
     params = _common("SendBatchSms", provider, now, nonce)
     code = codes.pop()
     params.update({
-        "PhoneNumberJson": dumps([m.to for m in messages]),
+        "PhoneNumberJson": dumps([provider_number(m.to) for m in messages]),
         "SignNameJson": dumps([provider.sign_name] * len(messages)),
         "TemplateCode": provider.templates.get(code, code),
         "TemplateParamJson": dumps([m.params for m in messages]),
@@ -260,39 +266,15 @@ def parse_replies(body: bytes) -> list[Reply]:
 # --- the gateway -----------------------------------------------------------------------------
 
 
-class _Pacer:
-    """A token bucket on our side, so a broadcast stays under the provider's rate limit."""
-
-    def __init__(self, rate_per_s: float):
-        self.rate = rate_per_s
-        self.capacity = max(1.0, rate_per_s)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self.lock = asyncio.Lock()
-
-    async def take(self, count: int = 1) -> None:
-        async with self.lock:
-            need = min(float(count), self.capacity)
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= need:
-                    self.tokens -= need
-                    return
-                await asyncio.sleep((need - self.tokens) / self.rate)
-
-
 class SmsGateway:
     """The SMS channel. ``providers`` maps a region to its providers in order of preference
     (``"*"`` for every other region), or is the service's settings (see
     :func:`routes_from_settings`); we are a real-estate sender, so providers marked
-    ``refuses_real_estate`` are skipped. ``rate_per_s`` paces this gateway itself: leave it
-    out when a limiter in front of it already does."""
+    ``refuses_real_estate`` are skipped. Pacing is the caller's: one limiter in front of
+    the provider serves every sender of the process (the provider's limit is per account)."""
 
     def __init__(self, providers: Mapping[str, Sequence[ProviderConfig]] | Any, *, real_estate_sender: bool = True,
-                 timeout_s: float = 5.0, rate_per_s: float | None = None,
-                 client: httpx.AsyncClient | None = None):
+                 timeout_s: float = 5.0, client: httpx.AsyncClient | None = None):
         if not isinstance(providers, Mapping):  # the settings object, as the channel factory passes it
             providers = routes_from_settings(providers)
         self.real_estate_sender = real_estate_sender
@@ -300,7 +282,6 @@ class SmsGateway:
         for region in self.routes:
             self.provider_for(region)  # fail at start, not at the first customer's message
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s))
-        self.pacer = _Pacer(rate_per_s) if rate_per_s else None
 
     @classmethod
     def single(cls, url: str, access_key: str, sign_name: str = "客户中心", **kwargs: Any) -> SmsGateway:
@@ -347,8 +328,6 @@ class SmsGateway:
             provider = self.provider_for(message.region)
         except LookupError as exc:
             return SendResult(accepted=False, permanent=True, error=str(exc))
-        if self.pacer:
-            await self.pacer.take()
         params = send_sms_params(provider, message, now=datetime.now(UTC), nonce=uuid.uuid4().hex)
         return await self._call(provider, params, message.message_id)
 
@@ -362,8 +341,6 @@ class SmsGateway:
                     results[index] = await self._send_one(message)
                 continue
             batch = [m for _, m in chunk]
-            if self.pacer:
-                await self.pacer.take(len(batch))
             params = send_batch_params(provider, batch, now=datetime.now(UTC), nonce=uuid.uuid4().hex)
             try:
                 outcome: SendResult | TimeoutUnknown = await self._call(provider, params, batch[0].message_id)

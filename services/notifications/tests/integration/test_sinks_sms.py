@@ -241,7 +241,7 @@ async def test_a_provider_that_never_answers_gives_timeout_unknown():
 
 async def test_after_a_timeout_the_receipt_still_tells_what_happened(callbacks, tmp_path):
     receiver, callback_url = callbacks
-    config = SmsSinkConfig(data_dir=tmp_path, access_keys=SINK_KEYS, answer_delay_s=5, receipt_delay_s=0.05,
+    config = SmsSinkConfig(data_dir=tmp_path, access_keys=SINK_KEYS, answer_delay_s=2, receipt_delay_s=0.05,
                            receipt_copies=1, provider_token=TOKEN,
                            receipts_url=f"{callback_url}/v1/providers/sms/receipts", replies_url=None)
     async with serving(create_app(config)) as slow_url:

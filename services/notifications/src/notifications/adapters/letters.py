@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -140,6 +143,65 @@ def letter_date(day: date, language: str) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def write_batch_pdf(letters: list[dict[str, Any]], path: Path, sender: str, day: date, font_path: Path) -> None:
+    """One PDF, a page per letter. Module level, so it can run in a worker process."""
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"{sender} {day.isoformat()}")
+    pdf.set_creator("crm-platform notifications")
+    pdf.add_font("wqy", fname=str(font_path))
+    pdf.set_auto_page_break(auto=True, margin=20)
+    for letter in letters:
+        _page(pdf, letter, sender, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".pdf.part")
+    pdf.output(str(partial))
+    os.replace(partial, path)  # a half-written batch never reaches the print room
+
+
+def _page(pdf: FPDF, letter: dict[str, Any], sender: str, day: date) -> None:
+    labels = _LABELS.get(letter.get("language") or "zh-CN", _LABELS["zh-CN"])
+    language = "en" if labels is _LABELS["en"] else "zh-CN"
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    pdf.add_page()
+    pdf.set_font("wqy", size=10)
+    pdf.cell(width / 2, 6, f"{labels['from']}: {sender}")
+    pdf.cell(width / 2, 6, letter_date(day, language), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(10)
+    # The address block, where a window envelope shows it.
+    pdf.set_font("wqy", size=12)
+    if letter.get("recipient_name"):
+        pdf.multi_cell(width * 0.6, 7, f"{labels['to']}: {letter['recipient_name']}",
+                       new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(width * 0.6, 7, letter["postal_address"], new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(14)
+    if letter.get("subject"):
+        pdf.set_font("wqy", size=15)
+        pdf.multi_cell(width, 9, letter["subject"], new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+    pdf.set_font("wqy", size=12)
+    name = letter.get("recipient_name")
+    pdf.multi_cell(width, 7, labels["dear"].format(name=name) if name else labels["dear_anon"],
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.multi_cell(width, 7, letter["body"], new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(12)
+    pdf.cell(width, 7, sender, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(width, 7, letter_date(day, language), align="R", new_x="LMARGIN", new_y="NEXT")
+
+
+# Line-breaking Chinese text is pure-Python work (~15 ms of CPU a letter): a big batch is
+# rendered in a worker process, so the service's event loop never waits on it.
+_pool: ProcessPoolExecutor | None = None
+
+
+def _renderer() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        # spawn, not fork: the service has threads (Kafka, SMTP) a forked child must not inherit.
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
+
+
 class LetterBatcher:
     """The letter channel; ``letters_dir`` may be the service's settings (letters_dir), as the
     channel factory passes them."""
@@ -187,7 +249,13 @@ class LetterBatcher:
             raise LookupError(f"no letters for {region} on {day.isoformat()}")
         path = self.pdf_path(region, day)
         sender = self.sender_names.get(region, self.default_sender)
-        await asyncio.to_thread(self._write_pdf, letters, path, sender, day)
+        global _pool
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                _renderer(), write_batch_pdf, letters, path, sender, day, self.font_path)
+        except BrokenProcessPool:
+            _pool = None  # the worker died (killed, out of memory): the next render starts a new one
+            raise
         log.info("letter batch rendered", extra={"region": region, "day": day.isoformat(), "letters": len(letters)})
         return path
 
@@ -203,50 +271,6 @@ class LetterBatcher:
             if day < today and not self.pdf_path(region, day).exists():
                 rendered.append(await self.render(region, day))
         return rendered
-
-    def _write_pdf(self, letters: list[dict[str, Any]], path: Path, sender: str, day: date) -> None:
-        pdf = FPDF(format="A4")
-        pdf.set_title(f"{sender} {day.isoformat()}")
-        pdf.set_creator("crm-platform notifications")
-        pdf.add_font("wqy", fname=str(self.font_path))
-        pdf.set_auto_page_break(auto=True, margin=20)
-        for letter in letters:
-            self._page(pdf, letter, sender, day)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".pdf.part")
-        pdf.output(str(partial))
-        os.replace(partial, path)  # a half-written batch never reaches the print room
-
-    @staticmethod
-    def _page(pdf: FPDF, letter: dict[str, Any], sender: str, day: date) -> None:
-        labels = _LABELS.get(letter.get("language") or "zh-CN", _LABELS["zh-CN"])
-        language = "en" if labels is _LABELS["en"] else "zh-CN"
-        width = pdf.w - pdf.l_margin - pdf.r_margin
-        pdf.add_page()
-        pdf.set_font("wqy", size=10)
-        pdf.cell(width / 2, 6, f"{labels['from']}: {sender}")
-        pdf.cell(width / 2, 6, letter_date(day, language), align="R", new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(10)
-        # The address block, where a window envelope shows it.
-        pdf.set_font("wqy", size=12)
-        if letter.get("recipient_name"):
-            pdf.multi_cell(width * 0.6, 7, f"{labels['to']}: {letter['recipient_name']}",
-                           new_x="LMARGIN", new_y="NEXT")
-        pdf.multi_cell(width * 0.6, 7, letter["postal_address"], new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(14)
-        if letter.get("subject"):
-            pdf.set_font("wqy", size=15)
-            pdf.multi_cell(width, 9, letter["subject"], new_x="LMARGIN", new_y="NEXT")
-            pdf.ln(4)
-        pdf.set_font("wqy", size=12)
-        name = letter.get("recipient_name")
-        pdf.multi_cell(width, 7, labels["dear"].format(name=name) if name else labels["dear_anon"],
-                       new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(2)
-        pdf.multi_cell(width, 7, letter["body"], new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(12)
-        pdf.cell(width, 7, sender, align="R", new_x="LMARGIN", new_y="NEXT")
-        pdf.cell(width, 7, letter_date(day, language), align="R", new_x="LMARGIN", new_y="NEXT")
 
     async def close(self) -> None:
         """Nothing is held open: each add and render opens its files itself."""

@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CRM_ROOT := $(CURDIR)
 
+# Development mode: services accept the development JWT secret written in this repository.
+# Only these targets set it; a service started any other way needs a real CRM_JWT_SECRET.
+run test test-unit token bench: export CRM_DEV_MODE := 1
+
 .PHONY: help install provision run test test-unit test-stack lint fmt docs docs-check token bench redrive clean
 
 help: ## List the targets
@@ -22,11 +26,12 @@ $(VENV)/.installed: pyproject.toml uv.lock libs/*/pyproject.toml services/*/pypr
 provision: install ## Fetch Kafka (Maven Central) and build FerretDB (Go), cached under ~/.cache
 	$(BIN)/crm-stack provision
 
-run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all)
+run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all; so does one dying, named)
 	@echo "CRM platform: intake :8001  cases :8002  notifications :8003  surveys :8004  reporting :8005"
 	@echo "Kafka $${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}  MongoDB protocol $${MONGODB_URL:-mongodb://127.0.0.1:27017/}  data in .data/"
 	@echo "Docs at http://127.0.0.1:800N/docs, a token: make token ROLE=agent REGIONS=shenzhen"
-	$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes)
+	@$(BIN)/crm-stack stopped 2>/dev/null || true
+	@$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes); rc=$$?; $(BIN)/crm-stack stopped; exit $$rc
 
 test: provision ## Unit and integration tests against real Kafka and a MongoDB-protocol server
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -36,7 +41,7 @@ test-unit: install ## Only the fast tests that need no servers
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy libs/contracts/src libs/runtime/src
+	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devstack/src services/*/src
 
 fmt: install ## Format and fix what ruff can
 	$(BIN)/ruff format .

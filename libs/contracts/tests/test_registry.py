@@ -21,7 +21,8 @@ from crm_contracts.registry import (
     spec_for,
 )
 
-# The event types of architecture.md, section 2: this list is the specification.
+# The event types first published with v1, which partners code against: this list is the
+# specification (docs/architecture.md, section 2).
 DOCUMENTED_TYPES = [
     "crm.partner.customer.upserted.v1",
     "crm.partner.sales.contract-signed.v1",

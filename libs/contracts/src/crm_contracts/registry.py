@@ -71,7 +71,7 @@ _SPECS = [
     _spec(f"{_CASE}.reopened.v1", cases.CaseReopened, topics.CASES_CASES),
     _spec(f"{_CASE}.sla-breached.v1", cases.CaseSlaBreached, topics.CASES_CASES),
     _spec(f"{_CASE}.lesson-recorded.v1", cases.CaseLessonRecorded, topics.CASES_CASES),
-    # Additions to v1: the steps of the procedure architecture.md does not name.
+    # Additions to v1: the steps of the procedure the first published types did not name.
     _spec(f"{_CASE}.contact-attached.v1", cases.CaseContactAttached, topics.CASES_CASES),
     _spec(f"{_CASE}.assessed.v1", cases.CaseAssessed, topics.CASES_CASES),
     _spec(f"{_CASE}.investigation-started.v1", cases.CaseInvestigationStarted, topics.CASES_CASES),

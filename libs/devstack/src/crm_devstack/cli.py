@@ -11,6 +11,10 @@
 
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL name existing servers: then nothing is
 provisioned or started for them.
+
+What `make run` uses to say which process died and why (crm_devstack.supervise):
+    crm-stack supervise NAME -- COMMAND...   run one Procfile process
+    crm-stack stopped                        print (and forget) why the last run stopped
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from crm_contracts.topics import ALL_TOPICS
 from crm_devstack import servers
+from crm_devstack.supervise import print_why_stopped, supervise
 from crm_devstack.topics import ensure_topics_sync
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -48,6 +54,14 @@ def _exec(command: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["supervise"]:
+        if len(argv) < 4 or argv[2] != "--":
+            sys.exit("usage: crm-stack supervise NAME -- COMMAND...")
+        sys.exit(supervise(argv[1], argv[3:], data_dir() / "logs"))
+    if argv[:1] == ["stopped"]:
+        print_why_stopped(data_dir() / "logs")
+        return
     parser = argparse.ArgumentParser(prog="crm-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["provision", "kafka", "ferretdb", "wait", "topics",

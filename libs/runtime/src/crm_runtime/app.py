@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -38,11 +42,12 @@ from crm_runtime.kafka import (
 )
 from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
+from crm_runtime.metrics import RuntimeMetrics
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import Outbox, OutboxRelay
 from crm_runtime.problems import Problem, RequestSizeLimit, install_problem_handlers
 from crm_runtime.revisions import keep_claims_bounded
-from crm_runtime.settings import ServiceSettings
+from crm_runtime.settings import ServiceSettings, UnsafeSettings
 from crm_runtime.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,7 @@ class ServiceContext:
     outbox: Outbox = None  # type: ignore[assignment]  # set by create_service_app
     timers: Timers = None  # type: ignore[assignment]  # set by create_service_app
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    runtime_metrics: RuntimeMetrics | None = None  # set by create_service_app
 
     async def wait_for_kafka(self, timeout: float = 10.0) -> None:
         """For a request that must publish now: refuse with 503 rather than hang."""
@@ -98,6 +104,11 @@ def create_service_app(
     wire: Callable[[ServiceContext], Wiring],
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
+    try:
+        settings.refuse_unsafe()
+    except UnsafeSettings as exc:
+        log.critical("%s", exc)
+        raise
     tracer_provider = configure_tracing(settings.service_name)
     registry = CollectorRegistry()
     broker = create_broker(settings.kafka_bootstrap_servers, service=settings.service_name,
@@ -128,6 +139,7 @@ def create_service_app(
             Lease(db["leases"], "outbox-relay", ctx.owner, settings.lease_ttl_s),
             poll_interval_s=settings.outbox_poll_interval_s,
         )
+    ctx.runtime_metrics = RuntimeMetrics(registry, broker, db, wiring.outbox_collections)
     for kind, handler in wiring.timer_handlers.items():
         ctx.timers.on(kind, handler)
     timers = ctx.timers if ctx.timers.handlers else None
@@ -169,13 +181,16 @@ def create_service_app(
             await broker.stop()
             await mongo.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # FastAPI's own /docs loads Swagger UI from a public CDN: blank on an offline intranet.
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    _mount_doc_assets(app)
     app.state.ctx = ctx
-    app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwks_url, settings.jwt_audience)
+    app.state.token_verifier = TokenVerifier(settings.signing_secret, settings.jwks_url, settings.jwt_audience)
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes,  # type: ignore[arg-type]
                        overrides=wiring.upload_limits)
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/health/.*"]).instrument(app)
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/health/.*", "/static/.*"]).instrument(app)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider,
                                        excluded_urls="health/live,health/ready,metrics")
     app.include_router(_operational_router(ctx, title))
@@ -218,6 +233,8 @@ def _operational_router(ctx: ServiceContext, title: str) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        if ctx.runtime_metrics is not None:
+            await ctx.runtime_metrics.refresh()
         return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/asyncapi.json", summary="AsyncAPI document of this service's Kafka side")
@@ -226,9 +243,52 @@ def _operational_router(ctx: ServiceContext, title: str) -> APIRouter:
 
     @router.get("/asyncapi", summary="AsyncAPI documentation", response_class=HTMLResponse)
     async def asyncapi_html(request: Request) -> HTMLResponse:
-        return HTMLResponse(get_asyncapi_html(_asyncapi(ctx.broker, title), try_it_out_path=None))
+        return HTMLResponse(_asyncapi_page(title, request.scope.get("root_path", "")))
+
+    @router.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=f"{title} API",
+            swagger_js_url=f"{root}/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/swagger/favicon.png",
+        )
 
     return router
+
+
+# ---------------------------------------------------------------- offline documentation pages
+# Both pages load their scripts from the service itself: Swagger UI from the
+# fastapi-offline package, the AsyncAPI viewer from static/asyncapi/ (vendored, see its README).
+
+def _mount_doc_assets(app: FastAPI) -> None:
+    swagger = files("fastapi_offline") / "static"
+    asyncapi = files("crm_runtime") / "static" / "asyncapi"
+    app.mount("/static/swagger", StaticFiles(directory=str(swagger)), name="swagger-assets")
+    app.mount("/static/asyncapi", StaticFiles(directory=str(asyncapi)), name="asyncapi-assets")
+
+
+def _asyncapi_page(title: str, root: str) -> str:
+    config = {"schema": {"url": f"{root}/asyncapi.json"},
+              "config": {"show": {"sidebar": True, "info": True, "servers": True, "operations": True,
+                                  "messages": True, "schemas": True, "errors": True},
+                         "expand": {"messageExamples": True}}}
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <title>{html.escape(title)} AsyncAPI</title>
+  <link rel="icon" type="image/png" href="{root}/static/swagger/favicon.png">
+  <link rel="stylesheet" href="{root}/static/asyncapi/default.min.css">
+</head>
+<body>
+  <div id="asyncapi"></div>
+  <script src="{root}/static/asyncapi/index.js"></script>
+  <script>window.AsyncApiStandalone.render({json.dumps(config)}, document.getElementById("asyncapi"));</script>
+</body>
+</html>
+"""
 
 
 def _asyncapi(broker: KafkaBroker, title: str) -> Any:

@@ -2,8 +2,10 @@
 
 Tokens are JWTs with `sub`, `roles` (agent, supervisor, region_admin, auditor, partner)
 and `regions` (a list, or ["*"]). HS256 with `CRM_JWT_SECRET` by default; RS256 keys from
-`CRM_JWKS_URL` in production. `alg: none` and any algorithm outside the configured one
-are refused. A request for a region outside the token's list is refused (403) and audited.
+`CRM_JWKS_URL` in production. Outside development mode (`CRM_DEV_MODE=1`) a service refuses
+to start with a missing, published or short secret (`ServiceSettings.refuse_unsafe`).
+`alg: none` and any algorithm outside the configured one are refused. A request for a region
+outside the token's list is refused (403) and audited.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crm_runtime.problems import Problem
+from crm_runtime.settings import DEV_JWT_SECRET
 
 audit = logging.getLogger("crm.audit")
 
@@ -134,6 +137,6 @@ def token_cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--sub", default="dev-user")
     parser.add_argument("--ttl", type=int, default=8 * 3600)
     args = parser.parse_args(argv)
-    secret = os.environ.get("CRM_JWT_SECRET", "dev-only-jwt-secret-change-me-in-production")
+    secret = os.environ.get("CRM_JWT_SECRET") or DEV_JWT_SECRET
     print(issue_token(secret, sub=args.sub, roles=args.role.split(","),
                       regions=args.regions.split(","), ttl_s=args.ttl))

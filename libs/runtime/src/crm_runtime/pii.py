@@ -21,7 +21,7 @@ Pure functions, no I/O. Two jobs:
   such as 400/800/95xxx, too few or too many digits) gives ``None``.
 
 * :func:`mask_phone` and :func:`mask_text` hide personal data for screens and logs not made
-  for handling it (PIPL, architecture.md section 7): phone numbers (``138****8000``),
+  for handling it (PIPL, docs/architecture.md section 4): phone numbers (``138****8000``),
   e-mail addresses (``z***@example.com``) and 18-digit resident ID numbers
   (``440301********1234``: region code and the last four kept, birth date hidden).
   :func:`mask_text` is used by the log filter, so it runs one precompiled regular expression

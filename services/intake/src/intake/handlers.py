@@ -1,18 +1,17 @@
 """Intake's use cases: every channel ends here as one `ContactReceived`.
 
-Each function receives its dependencies (the stores, the keyword configuration, the
-clock) and knows nothing of HTTP or Kafka: `entrypoints/` translate requests and events
-into these calls.
+Each function receives `IntakeDeps` (the stores, the keyword configuration, the metrics,
+the clock, named by the protocols of `intake.deps`) and knows nothing of HTTP, Kafka or
+MongoDB: `entrypoints/` translate requests, events and e-mails into these calls.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from crm_contracts import topics
 from crm_contracts.envelope import new_event
@@ -27,9 +26,9 @@ from crm_contracts.events.partner import (
 from crm_contracts.registry import event_type_of
 from crm_runtime.outbox import OutgoingEvent
 
+from intake.deps import Directory, IntakeDeps
 from intake.domain.contacts import (
     DUPLICATE_WINDOW,
-    EarlierContact,
     contact_id_for,
     find_duplicate,
     normalised_text,
@@ -43,7 +42,7 @@ from intake.domain.customers import (
     match_customer,
     provisional_customer_id,
 )
-from intake.domain.kind_hint import KindKeywords, classify_kind
+from intake.domain.kind_hint import classify_kind
 
 SOURCE = "/crm/intake"
 
@@ -78,40 +77,14 @@ class ContactAccepted:
     created: bool  # False when the contact already existed (a repeat)
 
 
-class ContactStore(Protocol):
-    async def get(self, contact_id: str) -> dict[str, Any] | None: ...
-    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]: ...
-    async def insert(self, contact: dict[str, Any], events: list[OutgoingEvent]) -> bool: ...
-
-
-class Directory(Protocol):
-    async def candidates(self, keys: list[str]) -> list[DirectoryEntry]: ...
-    async def get(self, customer_id: str) -> DirectoryEntry | None: ...
-    async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None: ...
-    async def save_many(self, entries: list[DirectoryEntry]) -> list[str]: ...
-    async def merge_provisional_many(self, entries: list[DirectoryEntry],
-                                     existing_keys: list[str] | None = None) -> dict[str, list[str]]: ...
-
-
 class UnknownRegion(ValueError):
     """A contact for a region the platform does not serve, or none could be found."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def receive_contact(
-    cmd: ReceiveContact,
-    *,
-    contacts: ContactStore,
-    directory: Directory,
-    keywords_for: Callable[[str], KindKeywords],
-    known_regions: Callable[[str], bool],
-    now: Callable[[], datetime] = _now,
-) -> ContactAccepted:
+async def receive_contact(deps: IntakeDeps, cmd: ReceiveContact) -> ContactAccepted:
     """Record a contact once, recognise the customer, hint its kind, fold near-duplicates,
     and queue `ContactReceived` in the same write."""
+    contacts, directory = deps.contacts, deps.directory
     contact_id = contact_id_for(cmd.channel, cmd.source_ref, cmd.idempotency_key)
     if (cmd.source_ref or cmd.idempotency_key) and await contacts.get(contact_id) is not None:
         log.info("contact already recorded", extra={"contact_id": contact_id, "channel": cmd.channel})
@@ -121,7 +94,7 @@ async def receive_contact(
                                building=cmd.building, unit=cmd.unit, region=cmd.region)
     match = await _recognise(cmd, identity, directory)
     region = cmd.region or (match.entry.region if match.entry else None)
-    if region is None or not known_regions(region):
+    if region is None or not deps.known_region(region):
         raise UnknownRegion(region or "")
     project, building, unit = cmd.project, cmd.building, cmd.unit
     if match.unit and not (project and unit):
@@ -139,29 +112,28 @@ async def receive_contact(
         await directory.save(provisional)
         reply_to = {k: v for k, v in (("phone", cmd.phone), ("email", cmd.email)) if v}
 
-    received_at = cmd.received_at or now()
+    received_at = cmd.received_at or deps.now()
     text = normalised_text(cmd.subject, cmd.body)
     duplicate_of = None
     if customer_id is not None:
         earlier = await contacts.recent_for_customer(customer_id, received_at - DUPLICATE_WINDOW)
         duplicate_of = find_duplicate(text, received_at, [e for e in earlier if e.contact_id != contact_id])
-    kind = classify_kind(cmd.subject, cmd.body, keywords_for(region)).kind
+    hint = classify_kind(cmd.subject, cmd.body, deps.keywords_for(region))
 
     data = ContactReceived(
         contact_id=contact_id, channel=cmd.channel, source_ref=cmd.source_ref or contact_id,
         region=region, project=project, building=building, unit=unit, customer_id=customer_id,
         customer_match=match.kind.value if customer_id == match.customer_id else MatchKind.UNKNOWN.value,
-        kind_hint=str(kind), subject=cmd.subject, body=cmd.body, attachments=cmd.attachments,
-        received_at=received_at, duplicate_of=duplicate_of, letter_form=cmd.letter_form,
-        reply_to=reply_to,
+        kind_hint=str(hint.kind), kind_confidence=hint.confidence,  # 0: no keyword, unclassified
+        subject=cmd.subject, body=cmd.body, attachments=cmd.attachments, received_at=received_at,
+        duplicate_of=duplicate_of, letter_form=cmd.letter_form, reply_to=reply_to,
     )
     event = new_event(event_type_of(ContactReceived), source=SOURCE, subject=contact_id, region=region,
                       data=data)
-    document = {
-        "_id": contact_id, **data.model_dump(mode="python", exclude={"contact_id", "reply_to"}),
-        "normalised_text": text, "idempotency_key": cmd.idempotency_key,
-    }
-    created = await contacts.insert(document, [OutgoingEvent(topics.INTAKE_CONTACTS, event)])
+    created = await contacts.insert(data, [OutgoingEvent(topics.INTAKE_CONTACTS, event)], normalised_text=text,
+                                    idempotency_key=cmd.idempotency_key)
+    if created:
+        deps.metrics.contact_recorded(data, new_provisional_customer=reply_to is not None)
     # Inside the request's or the partner event's trace: this line and the ContactReceived
     # (whose Kafka headers carry the same traceparent) share the trace_id. No personal data.
     log.info("contact recorded" if created else "contact already recorded", extra={
@@ -212,20 +184,21 @@ def directory_entry(data: CustomerUpserted, region: str, as_of: datetime | None 
     )
 
 
-async def upsert_customers(batch: list[tuple[CustomerUpserted, str, datetime | None]], *,
-                           directory: Directory) -> dict[str, list[str]]:
+async def upsert_customers(deps: IntakeDeps,
+                           batch: list[tuple[CustomerUpserted, str, datetime | None]]) -> dict[str, list[str]]:
     """Keep the directory current from the partner's customer archive, a batch at a time
     (each record with the time the archive wrote it: an older record never replaces a
     newer one); provisional customers with the same phone or e-mail are merged into the
     real ones. Returns real customer id -> merged provisional ids."""
     entries = [directory_entry(data, region, as_of) for data, region, as_of in batch]
-    existing_keys = await directory.save_many(entries)
-    return await directory.merge_provisional_many(entries, existing_keys)
+    existing_keys = await deps.directory.save_many(entries)
+    return await deps.directory.merge_provisional_many(entries, existing_keys)
 
 
-async def record_unit(data: UnitDelivered | OccupancyChanged, region: str, *, directory: Directory,
-                      event_id: str) -> None:
-    """A unit event names a customer's unit: add it, so name + unit recognition works."""
+async def record_unit(deps: IntakeDeps, data: UnitDelivered | OccupancyChanged, region: str) -> None:
+    """A unit event names a customer's unit: add it, so name + unit recognition works.
+    A unit already there changes nothing, so the event delivered twice is applied once."""
+    directory = deps.directory
     entry = await directory.get(data.customer_id)
     unit = (data.project, data.building, data.unit)
     if entry is None:
@@ -234,7 +207,7 @@ async def record_unit(data: UnitDelivered | OccupancyChanged, region: str, *, di
         return
     else:
         entry = dataclasses.replace(entry, units=[*entry.units, unit])
-    await directory.save(entry, event_id=event_id)
+    await directory.save(entry)
 
 
 def stats_window(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:

@@ -2,14 +2,16 @@ from pathlib import Path
 
 import pytest
 from intake.domain.kind_hint import KINDS, Kind, KindKeywords, classify_kind
-from intake.domain.kind_hint_eval import evaluate, format_report, load, main
+from intake.domain.kind_hint_eval import CASE_KINDS, evaluate, format_report, load, main
 
 DATA = Path(__file__).resolve().parents[4] / "tests" / "data" / "contacts_labelled.jsonl"
 
-# Measured with the default table: holdout 94.4 % (67/71), train 97.6 % (204/209).
+# Measured with the default table: holdout 89.3 % (75/84), train 96.0 % (239/249).
 # The floors leave room for a few lines of drift but fail on a real regression.
 HOLDOUT_ACCURACY_FLOOR = 0.87
 TRAIN_ACCURACY_FLOOR = 0.93
+# Safety and casualty contacts of the holdout that open a case at once (measured: 10 of 13).
+SAFETY_HOLDOUT_CASE_FLOOR = 0.7
 
 
 @pytest.mark.parametrize(
@@ -189,3 +191,46 @@ def test_eval_main_prints_markdown(capsys: pytest.CaptureFixture[str]) -> None:
     assert "### holdout split" in out
     assert "| kind | precision | recall | F1 | support |" in out
     assert "| gold \\ hint |" in out
+
+
+def test_the_gas_fire_contact_of_the_issue_is_not_a_consultation() -> None:
+    # The front-desk contact that opened no case: no word of complaint, only what happened.
+    hint = classify_kind("家里出事了", "昨晚厨房一股煤气味，我妈一开灶台就呼地窜起一团火，"
+                         "她的手和头发都被燎伤了，现在还在医院。你们的人什么时候能来？")
+    assert hint.kind.value in CASE_KINDS, hint
+    assert hint.confidence > 0
+
+
+def test_a_danger_asked_as_a_question_is_still_not_a_consultation() -> None:
+    hint = classify_kind("请问", "楼道里有股煤气味，是不是要找人来看看？要不要先关阀门？")
+    assert hint.scores["consultation"] > hint.scores["repair"] > 0  # the questions outweigh it...
+    assert hint.kind is Kind.REPAIR  # ...but a danger to people opens a case
+
+
+def test_nobody_hurt_is_not_a_harm() -> None:
+    hurt = classify_kind("", "淋浴房玻璃碎了一地，老人受伤了")
+    unhurt = classify_kind("", "淋浴房玻璃碎了一地，幸好没人受伤")
+    assert hurt.scores["complaint"] > 0
+    assert unhurt.scores["complaint"] == 0
+    assert "¬受伤" in unhurt.evidence
+
+
+def test_a_region_can_name_its_own_danger_words() -> None:
+    text = ("", "院子里的煤气罐一直咝咝响，请问怎么办？是不是要找人？")
+    word = KindKeywords.default().merged({"add": {"repair": ["煤气罐"]}})
+    danger = word.merged({"danger_words": {"add": ["煤气罐"]}})
+    assert classify_kind(*text, word).kind is Kind.CONSULTATION  # a repair word, outweighed
+    assert classify_kind(*text, danger).kind is Kind.REPAIR  # a danger word: never a consultation
+
+
+def test_safety_holdout_mostly_opens_a_case() -> None:
+    rows = [r for r in load(DATA) if r.get("topic") == "safety" and r["split"] == "holdout"]
+    assert len(rows) >= 10
+    hints = [classify_kind(r["subject"], r["body"]) for r in rows]
+    opened = sum(h.kind.value in CASE_KINDS for h in hints)
+    assert opened / len(rows) >= SAFETY_HOLDOUT_CASE_FLOOR, [h.kind.value for h in hints]
+
+
+@pytest.mark.parametrize("body", ["小区附近有没有医院？", "Is there a hospital near the estate?"])
+def test_a_question_that_only_mentions_a_hospital_stays_a_consultation(body: str) -> None:
+    assert classify_kind("", body).kind is Kind.CONSULTATION

@@ -4,8 +4,8 @@ incidents.
 
 Every case event carries the case's identity and its state after the step (status,
 severity, category, owner), so a consumer that only needs "where is the case now" can
-read any one of them. The types of architecture.md come first; the steps it does not name
-(assessment, investigation, ...) follow as additions to v1.
+read any one of them. The types first published with v1 come first; the steps they did not
+name (assessment, investigation, ...) follow as additions to v1 (docs/domain.md, section 2).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class CollectiveIncidentDetected(EventData):
     actor: str | None = None
 
 
-# -- additions: the steps architecture.md does not name ---------------------------------
+# -- additions: the steps the first published v1 types did not name ----------------------
 
 
 class CaseContactAttached(CaseEventBase):

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from crm_contracts.events.intake import ContactReceived
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from pymongo import UpdateOne
@@ -28,10 +29,9 @@ CONTACTS = "contacts"
 CUSTOMERS = "customers"
 CUSTOMER_KEYS = "customer_keys"
 RECENT = "recent_contacts"
-
-
-async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    """Nothing beyond `_id` is read on a hot path (see the module docstring)."""
+# Stored with a contact for intake's own use, never shown: the text duplicates are folded
+# on, the client's key, and the outbox.
+_INTERNAL = ("normalised_text", "idempotency_key", "outbox_pending")
 
 
 class MongoContactStore:
@@ -44,7 +44,14 @@ class MongoContactStore:
         self._recent_read: dict[str, dict[str, Any] | None] = {}
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": contact_id}, {"outbox": 0})
+        """The contact as staff see it: `contact_id`, and none of the fields above."""
+        doc = await self.collection.find_one({"_id": contact_id}, {"outbox": 0})
+        if doc is None:
+            return None
+        doc["contact_id"] = doc.pop("_id")
+        for key in _INTERNAL:
+            doc.pop(key, None)
+        return doc
 
     async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
         doc = await self.recent.find_one({"_id": customer_id})
@@ -57,8 +64,12 @@ class MongoContactStore:
             if c["received_at"] >= since
         ]
 
-    async def insert(self, contact: dict[str, Any], events: list[OutgoingEvent]) -> bool:
-        """Store the contact and its events in one write; False if it already exists."""
+    async def insert(self, data: ContactReceived, events: list[OutgoingEvent], *, normalised_text: str,
+                     idempotency_key: str | None) -> bool:
+        """Store the contact and its events in one write; False if it already exists.
+        `reply_to` is not kept: the provisional customer's directory entry holds it."""
+        contact = {"_id": data.contact_id, **data.model_dump(mode="python", exclude={"contact_id", "reply_to"}),
+                   "normalised_text": normalised_text, "idempotency_key": idempotency_key}
         if not await self.outbox.insert(self.collection, contact, events):
             return False
         if contact.get("customer_id"):
@@ -149,7 +160,7 @@ class MongoDirectory:
         entries = await asyncio.gather(*(self.get(cid) for cid in ids))
         return [e for e in entries if e is not None]
 
-    async def save(self, entry: DirectoryEntry, *, event_id: str | None = None) -> None:
+    async def save(self, entry: DirectoryEntry) -> None:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
         await self.save_many([entry])
 
@@ -189,13 +200,10 @@ class MongoDirectory:
                                        for key in shared])
         return [str(k) for k in shared]
 
-    async def merge_provisional(self, entry: DirectoryEntry) -> list[str]:
-        """Provisional customers sharing a phone or e-mail with `entry` become aliases of it."""
-        return (await self.merge_provisional_many([entry])).get(entry.customer_id, [])
-
     async def merge_provisional_many(self, entries: list[DirectoryEntry],
                                      existing_keys: list[str] | None = None) -> dict[str, list[str]]:
-        """`existing_keys`, when given, are the only keys worth reading: those that existed
+        """Provisional customers sharing a phone or e-mail with one of `entries` become
+        aliases of it. `existing_keys`, when given, are the only keys worth reading: those that existed
         before `entries` were saved (a region's onboarding brings mostly new ones)."""
         by_key = {k: e.customer_id for e in entries
                   for k in [f"phone:{p}" for p in e.phones] + [f"email:{m}" for m in e.emails]}

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 CHANNELS = ("hotline", "forum", "front_desk", "letter")
-LETTER_FORMS = ("post", "fax", "email")
 
 # Contacts from the same customer this close in text, within this window, are marked
 # `duplicate_of` the first one: still recorded (nothing is lost), but not worked twice.

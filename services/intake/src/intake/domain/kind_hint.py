@@ -20,7 +20,11 @@ How a text is scored (:func:`classify_kind`):
 6. the kind with the highest score wins; equal scores go to the first kind of the tie order
    complaint > repair > consultation > suggestion > praise (a missed complaint costs more than
    a missed praise); with no keyword at all the hint is ``default_kind`` (consultation) with
-   confidence 0.
+   confidence 0, which consumers read as *unclassified*;
+7. a danger to people is never a consultation: when one of ``danger_words`` counts (harm
+   words score for complaint, hazard words for repair, see ``kind_keywords.DANGER_WORDS``),
+   the better of complaint and repair wins instead of consultation. Harm words take the
+   ordinary negations ("没人受伤"), not the narrow complaint ones.
 
 ``confidence`` is the winner's share of all the points (0–1); ``scores`` holds every kind's
 points, so a consumer can apply its own threshold (e.g. "complaint ≥ 3 ⇒ put in the queue
@@ -43,6 +47,7 @@ returns a new table; the default table is not changed::
       "question_markers": {"add": {"咋办": 1.5}, "remove": ["呢"]},
       "negations": {"add": ["莫"], "remove": ["无"]},
       "complaint_negations": {"add": ["不算投诉"]},
+      "danger_words": {"add": ["煤气罐"]},      # never a consultation (see below)
       "default_kind": "consultation",            # optional
       "subject_weight": 1.5                      # optional
     }
@@ -89,6 +94,7 @@ _OVERRIDE_KEYS = frozenset(
         "question_markers",
         "negations",
         "complaint_negations",
+        "danger_words",
         "default_kind",
         "subject_weight",
     }
@@ -136,6 +142,7 @@ class KindKeywords:
     negations: tuple[str, ...] = defaults.NEGATIONS
     complaint_negations: tuple[str, ...] = defaults.COMPLAINT_NEGATIONS
     not_negations: tuple[str, ...] = defaults.NOT_NEGATIONS
+    danger_words: tuple[str, ...] = defaults.DANGER_WORDS
     negation_window_zh: int = defaults.NEGATION_WINDOW_ZH
     negation_window_en: int = defaults.NEGATION_WINDOW_EN
     subject_weight: float = defaults.SUBJECT_WEIGHT
@@ -154,6 +161,7 @@ class KindKeywords:
         object.__setattr__(self, "question_markers", markers)
         object.__setattr__(self, "negations", tuple(self.negations))
         object.__setattr__(self, "complaint_negations", tuple(self.complaint_negations))
+        object.__setattr__(self, "danger_words", tuple(self.danger_words))
         if self.default_kind not in KINDS:
             raise ValueError(f"default_kind must be one of {KINDS}, not {self.default_kind!r}")
         if sorted(self.tie_order) != sorted(KINDS):
@@ -197,6 +205,7 @@ class KindKeywords:
         complaint_negations = _merge_words(
             "complaint_negations", self.complaint_negations, override
         )
+        danger_words = _merge_words("danger_words", self.danger_words, override)
 
         return replace(
             self,
@@ -204,6 +213,7 @@ class KindKeywords:
             question_markers=markers,
             negations=negations,
             complaint_negations=complaint_negations,
+            danger_words=danger_words,
             default_kind=override.get("default_kind", self.default_kind),
             subject_weight=override.get("subject_weight", self.subject_weight),
         )
@@ -237,6 +247,11 @@ class KindKeywords:
             rules[complaint] = (tuple(w for w in folded if not w.isascii()), pattern)
         return rules
 
+    @cached_property
+    def danger(self) -> frozenset[str]:
+        """The danger words, folded as they are matched."""
+        return frozenset(_fold(w) for w in self.danger_words)
+
     def _negated(self, text: str, start: int, keyword: str, complaint: bool) -> bool:
         latin = _is_latin(keyword)
         size = self.negation_window_en if latin else self.negation_window_zh
@@ -263,7 +278,8 @@ class KindKeywords:
                 continue
             counted = False
             for kind, weight, negatable in table[word]:
-                complaint = kind == Kind.COMPLAINT.value
+                # "没人受伤" is nobody hurt: harm words take the ordinary negations.
+                complaint = kind == Kind.COMPLAINT.value and word not in self.danger
                 if negatable and self._negated(folded, m.start(), word, complaint):
                     continue
                 scores[kind] += weight * repeat * factor
@@ -311,5 +327,8 @@ def classify_kind(subject: str, body: str, keywords: KindKeywords | None = None)
         winner = Kind.COMPLAINT.value  # the cautious side: see complaint_margin
     else:
         winner = next(k for k in rules.tie_order if abs(scores[k] - best) < 1e-9)
+    if winner == Kind.CONSULTATION.value and rules.danger.intersection(evidence):
+        # A danger to people is never a consultation, however many question marks it has.
+        winner = max((Kind.COMPLAINT.value, Kind.REPAIR.value), key=lambda k: (scores[k], k == "complaint"))
     total = sum(v for v in scores.values() if v > 0)
-    return KindHint(Kind(winner), round(best / total, 3), rounded, tuple(evidence))
+    return KindHint(Kind(winner), round(scores[winner] / total, 3), rounded, tuple(evidence))

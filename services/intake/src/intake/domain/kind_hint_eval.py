@@ -2,10 +2,12 @@
 
     uv run python -m intake.domain.kind_hint_eval tests/data/contacts_labelled.jsonl
 
-Each line of the file is ``{"channel", "region", "subject", "body", "kind", "split"?}``
+Each line of the file is ``{"channel", "region", "subject", "body", "kind", "split"?, "topic"?}``
 (``split`` is ``train`` or ``holdout``; lines without it count as ``train``). Prints, as
 Markdown, for the train split, the holdout split and all lines: accuracy, precision /
-recall / F1 per kind and the confusion matrix (rows: gold label, columns: hint).
+recall / F1 per kind and the confusion matrix (rows: gold label, columns: hint). Lines
+with a ``topic`` (``safety``: a danger to people) get a summary of their own: how many
+would open a case at once (hinted complaint or repair) and how many were left unclassified.
 
 ``--override FILE.json`` evaluates a region's keyword override (see
 :meth:`intake.domain.kind_hint.KindKeywords.merged`). ``--errors`` lists the misclassified
@@ -24,7 +26,10 @@ from typing import Any
 
 from intake.domain.kind_hint import KINDS, KindKeywords, classify_kind
 
-__all__ = ["Report", "evaluate", "format_report", "load", "main"]
+__all__ = ["CASE_KINDS", "Report", "evaluate", "format_report", "format_topics", "load", "main"]
+
+# The kinds cases opens a case for at once; a danger to people must land in one of them.
+CASE_KINDS = ("complaint", "repair")
 
 
 def load(path: str | Path) -> list[dict[str, Any]]:
@@ -113,6 +118,30 @@ def format_report(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_topics(rows: Sequence[dict[str, Any]], keywords: KindKeywords | None = None) -> str:
+    """Per topic and split: right kind, opens a case (complaint or repair), unclassified."""
+    lines = [
+        "### by topic",
+        "",
+        "| topic | split | contacts | right kind | opens a case | hinted consultation | unclassified (confidence 0) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("topic"):
+            groups.setdefault((row["topic"], row["split"]), []).append(row)
+    for (topic, split), group in sorted(groups.items()):
+        hints = [classify_kind(r.get("subject", ""), r.get("body", ""), keywords) for r in group]
+        n = len(group)
+        right = sum(h.kind.value == r["kind"] for h, r in zip(hints, group, strict=True))
+        case = sum(h.kind.value in CASE_KINDS for h in hints)
+        consultation = sum(h.kind.value == "consultation" for h in hints)
+        unclassified = sum(h.confidence == 0 for h in hints)
+        lines.append(f"| {topic} | {split} | {n} | {right} ({right / n:.0%}) | {case} ({case / n:.0%}) "
+                     f"| {consultation} | {unclassified} |")
+    return "\n".join(lines) + "\n" if groups else ""
+
+
 def _errors(rows: Iterable[dict[str, Any]], keywords: KindKeywords | None) -> str:
     out = []
     for row in rows:
@@ -145,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if holdout:
         parts.append(format_report(evaluate(holdout, keywords, "holdout split")))
     parts.append(format_report(evaluate(rows, keywords, "all")))
+    if topics := format_topics(rows, keywords):
+        parts.append(topics)
     sys.stdout.write("\n".join(parts))
     if args.errors:
         sys.stdout.write("\n## Misclassified (train split)\n\n" + _errors(train, keywords))

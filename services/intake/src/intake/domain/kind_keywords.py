@@ -19,8 +19,177 @@ A region changes this table through configuration, see
 
 from __future__ import annotations
 
+# A danger to people is never a consultation. Owners describe what happened, rarely with a word
+# above: someone was hurt (complaint: a supervisor files it under the major or crisis procedure)
+# or something is about to hurt someone (repair: send someone now). Whenever a harm or hazard
+# word counts, consultation cannot win (see DANGER_WORDS).
+DANGER_HARM: dict[str, float] = {
+    # someone was hurt
+    "受伤": 3.0,
+    "伤了": 3.0,
+    "摔伤": 3.0,
+    "摔倒": 2.5,
+    "摔了": 2.5,
+    "摔下": 3.0,
+    "踩空": 2.5,
+    "烫伤": 3.0,
+    "烫起": 3.0,
+    "烧伤": 3.0,
+    "燎伤": 3.0,
+    "砸伤": 3.0,
+    "砸中": 3.0,
+    "划伤": 3.0,
+    "割伤": 3.0,
+    "擦破": 2.5,
+    "磕破": 2.5,
+    "骨折": 3.0,
+    "缝了": 3.0,
+    "缝针": 3.0,
+    "送医": 3.0,
+    "在医院": 2.5,
+    "去医院": 2.5,
+    "送医院": 3.0,
+    "进医院": 2.5,
+    "住院": 3.0,
+    "抢救": 3.0,
+    "洗胃": 3.0,
+    "吸入浓烟": 3.0,
+    "被电": 3.0,
+    "电了一下": 3.0,
+    "夹伤": 3.0,
+    "被夹": 3.0,
+    "出人命": 3.0,
+    "人命": 3.0,
+    "伤人": 2.5,
+    "掉进": 2.5,
+    "医药费": 3.0,
+    "医疗费": 3.0,
+    "治疗费": 3.0,
+    # English
+    "injured": 3.0,
+    "hurt": 3.0,
+    "in hospital": 2.5,
+    "to hospital": 2.5,
+    "at the hospital": 2.5,
+    "children's hospital": 2.5,
+    "stitches": 3.0,
+    "bruise": 2.5,
+    "fracture": 3.0,
+    "medical costs": 3.0,
+    "medical bill": 3.0,
+    "hospital bill": 3.0,
+    "killed": 3.0,
+    "was hit": 3.0,
+}
+# Who answers for it: complaint words, but no danger by themselves ("维修费用由谁承担？" stays
+# a question).
+SAFETY_ACCOUNTABILITY: dict[str, float] = {
+    "后怕": 2.5,
+    "差点": 2.0,
+    "出大事": 2.5,
+    "不是第一次": 2.5,
+    "不是第一回": 2.5,
+    "承担责任": 3.0,
+    "承担": 2.0,
+    "谁来担": 3.0,
+    "担得起": 3.0,
+    "追究": 3.0,
+    "查清": 2.0,
+    "查明": 2.0,
+    "说清楚": 2.0,
+    "给出解释": 2.0,
+    "排查": 1.5,
+    "要求开发商": 3.0,
+    "没人接": 2.5,
+    "没人应": 2.5,
+    "一句解释": 3.0,
+    "无人理会": 3.0,
+    "没下文": 3.0,
+    # English
+    "who pays": 3.0,
+    "demands": 2.5,
+    "passed acceptance": 2.5,
+    "want the developer": 3.0,
+    "ask the developer": 3.0,
+    "expect the developer": 3.0,
+    "before somebody": 2.5,
+}
+DANGER_HAZARD: dict[str, float] = {
+    # gas and fire
+    "煤气味": 3.0,
+    "燃气管": 2.0,
+    "臭鸡蛋味": 3.0,
+    "漏气": 3.0,
+    "焦糊味": 3.0,
+    "焦味": 3.0,
+    "冒烟": 3.0,
+    "黄烟": 3.0,
+    "浓烟": 3.0,
+    "火苗": 3.0,
+    "起火": 3.0,
+    "着火": 3.0,
+    "火灾": 3.0,
+    "烧化": 3.0,
+    "短路": 2.5,
+    # electricity
+    "电线": 2.0,
+    "电线头": 3.0,
+    "露在外面": 2.5,
+    "裸露": 2.5,
+    "配电箱": 2.0,
+    "电箱": 2.0,
+    "电闸": 2.0,
+    "拉了总闸": 2.5,
+    "漏电": 3.0,
+    "触电": 3.0,
+    "火花": 3.0,
+    "泡在水里": 2.5,
+    "烫到": 2.5,
+    # falling, collapsing, trapped
+    "被困": 3.0,
+    "困在": 3.0,
+    "救援": 3.0,
+    "掉下来": 2.5,
+    "掉到楼下": 3.0,
+    "砸在": 2.5,
+    "坠落": 3.0,
+    "高空坠物": 3.0,
+    "塌": 2.5,
+    "掉渣": 2.5,
+    "碎渣": 2.5,
+    "往下掉": 2.5,
+    "晃动": 2.0,
+    "一推就晃": 3.0,
+    "加固": 2.5,
+    "倒灌": 2.5,
+    "停梯": 2.5,
+    "警戒线": 2.5,
+    "围起来": 2.0,
+    # English
+    "smell of gas": 3.0,
+    "gas smell": 3.0,
+    "gas leak": 3.0,
+    "burning smell": 3.0,
+    "smoke": 2.5,
+    "sparks": 3.0,
+    "caught fire": 3.0,
+    "on fire": 3.0,
+    "fire broke out": 3.0,
+    "trapped": 3.0,
+    "bare wires": 3.0,
+    "exposed wires": 3.0,
+    "electrician": 2.5,
+    "electric shock": 3.0,
+    "came down": 2.5,
+    "fell": 2.0,
+    "collapse": 3.0,
+    "secure": 2.0,
+}
+
 KIND_KEYWORDS: dict[str, dict[str, float]] = {
     "complaint": {
+        **DANGER_HARM,
+        **SAFETY_ACCOUNTABILITY,
         # explicit
         "投诉": 3.0,
         "投诉函": 3.0,
@@ -178,6 +347,7 @@ KIND_KEYWORDS: dict[str, dict[str, float]] = {
         "repeatedly": 1.0,
     },
     "repair": {
+        **DANGER_HAZARD,
         "报修": 3.0,
         "维修": 2.0,
         "修理": 2.5,
@@ -433,6 +603,10 @@ NOT_NEGATIONS: tuple[str, ...] = (
 )
 NEGATION_WINDOW_ZH = 3
 NEGATION_WINDOW_EN = 12
+
+# Words of danger to people: when one counts, the hint is never consultation (the better of
+# complaint and repair wins instead), whatever question marks the owner wrote.
+DANGER_WORDS: tuple[str, ...] = (*DANGER_HARM, *DANGER_HAZARD)
 
 # Ties between equal top scores go to the first kind in this order: a complaint missed costs
 # more than a praise missed.

@@ -29,10 +29,10 @@ READERS = ("agent", "supervisor", "region_admin", "auditor")
 
 
 class CustomerIn(BaseModel):
-    customer_id: str | None = Field(None, max_length=64)
-    name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=40)
-    email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    customer_id: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ContactCreate(BaseModel):
@@ -48,13 +48,12 @@ class ContactCreate(BaseModel):
     unit: str | None = Field(None, max_length=50)
     source_ref: str | None = Field(None, max_length=100, description="call id, post id or letter number")
     received_at: AwareDatetime | None = None
+    # Not in the published v1 shape: a letter without it is recorded with the form unknown.
     letter_form: Literal["post", "fax", "email"] | None = Field(
-        None, description="required for channel=letter: how the letter came")
+        None, description="channel=letter only: how the letter came; leave it out if unknown")
 
     @model_validator(mode="after")
     def _letter_form(self) -> ContactCreate:
-        if self.channel == "letter" and self.letter_form is None:
-            raise ValueError("letter_form is required for a letter (post, fax or email)")
         if self.channel != "letter" and self.letter_form is not None:
             raise ValueError("letter_form is only for channel=letter")
         return self
@@ -82,9 +81,7 @@ def build_router(deps: IntakeDeps) -> APIRouter:
 
     async def _accept(cmd: handlers.ReceiveContact) -> ContactAccepted:
         try:
-            result = await handlers.receive_contact(
-                cmd, contacts=deps.contacts, directory=deps.directory,
-                keywords_for=deps.keywords_for, known_regions=deps.known_region)
+            result = await handlers.receive_contact(deps, cmd)
         except handlers.UnknownRegion as exc:
             raise Problem(422, "Unknown region", f"Region '{exc}' is not served by this platform.",
                           field="region") from exc
@@ -139,9 +136,6 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         if contact is None:
             raise Problem(404, "Not found", f"No contact {contact_id}.")
         ensure_region(principal, contact["region"], action="read contact")
-        contact["contact_id"] = contact.pop("_id")
-        for key in ("normalised_text", "outbox_pending", "idempotency_key"):
-            contact.pop(key, None)
         return contact
 
     @router.get("/contacts/{contact_id}/attachments/{attachment_id}", tags=["contacts"],

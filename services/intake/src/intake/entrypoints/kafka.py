@@ -21,8 +21,7 @@ def batch_subscriptions(deps: IntakeDeps) -> list[BatchSubscription]:
     """A region's onboarding brings its whole customer archive at once: absorb it in batches."""
 
     async def on_customers_upserted(batch: list[tuple[CloudEvent, CustomerUpserted]]) -> None:
-        await handlers.upsert_customers([(data, event.region, event.time) for event, data in batch],
-                                        directory=deps.directory)
+        await handlers.upsert_customers(deps, [(data, event.region, event.time) for event, data in batch])
 
     return [BatchSubscription(topics.PARTNER_CUSTOMERS, ("crm.partner.customer.upserted.v1",), on_customers_upserted)]
 
@@ -35,12 +34,11 @@ def subscriptions(deps: IntakeDeps) -> list[Subscription]:
         await _receive(handlers.from_forum_post(data, event.region))
 
     async def on_unit_event(event: CloudEvent, data: UnitDelivered | OccupancyChanged) -> None:
-        await handlers.record_unit(data, event.region, directory=deps.directory, event_id=event.id)
+        await handlers.record_unit(deps, data, event.region)
 
     async def _receive(cmd: handlers.ReceiveContact) -> None:
         try:
-            await handlers.receive_contact(cmd, contacts=deps.contacts, directory=deps.directory,
-                                           keywords_for=deps.keywords_for, known_regions=deps.known_region)
+            await handlers.receive_contact(deps, cmd)
         except handlers.UnknownRegion as exc:
             raise PermanentError(f"unknown region {exc}") from exc
 

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         import uvicorn
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        uvicorn.run("crm_devstack.sinks.sms:create_app", factory=True, host="127.0.0.1",
+        uvicorn.run("crm_devstack.sinks.sms:create_app", factory=True,
+                    host=os.environ.get("CRM_SMS_SINK_HOST", "127.0.0.1"),
                     port=int(os.environ.get("CRM_SMS_SINK_PORT", "8013")), access_log=False)
     elif args.command == "smtp-sink":
         from crm_devstack.sinks import smtp

@@ -5,6 +5,8 @@
     crm-stack ferretdb      run FerretDB in the foreground (for the Procfile)
     crm-stack wait          wait until Kafka and the MongoDB-protocol server answer
     crm-stack topics        create the platform's topics (idempotent)
+    crm-stack sms-sink      run the local SMS provider (dysmsapi shape) on :8013
+    crm-stack smtp-sink     run the local mail server on :8025 (mail in .data/sinks/mail/)
     crm-stack processes     the Procfile entries `make run` should start
 
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL name existing servers: then nothing is
@@ -18,6 +20,7 @@ What `make run` uses to say which process died and why (crm_devstack.supervise):
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -30,6 +33,7 @@ from crm_devstack.topics import ensure_topics_sync
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
 SERVICES = ("intake", "cases", "notifications", "surveys", "reporting")
+SINKS = ("sms-sink", "smtp-sink")  # the outside parties notifications talks to, local stand-ins
 
 
 def data_dir() -> Path:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="crm-stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["provision", "kafka", "ferretdb", "wait", "topics",
-                                            "processes"])
+                                            "sms-sink", "smtp-sink", "processes"])
     args = parser.parse_args(argv)
 
     if args.command == "provision":
@@ -79,10 +83,22 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "topics":
         created = ensure_topics_sync(external_kafka() or DEFAULT_BOOTSTRAP, ALL_TOPICS)
         print(f"crm-stack: topics ready ({len(created)} created, {len(ALL_TOPICS)} in all)")
+    elif args.command == "sms-sink":
+        import uvicorn
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        uvicorn.run("crm_devstack.sinks.sms:create_app", factory=True,
+                    host=os.environ.get("CRM_SMS_SINK_HOST", "127.0.0.1"),
+                    port=int(os.environ.get("CRM_SMS_SINK_PORT", "8013")), access_log=False)
+    elif args.command == "smtp-sink":
+        from crm_devstack.sinks import smtp
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        smtp.main()
     elif args.command == "processes":
         names = [n for n, external in (("kafka", external_kafka()), ("ferretdb", external_mongo()))
                  if not external]
-        print(" ".join([*names, *SERVICES]))
+        print(" ".join([*names, *SINKS, *SERVICES]))
 
 
 if __name__ == "__main__":

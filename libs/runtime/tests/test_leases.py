@@ -101,3 +101,20 @@ async def test_a_timer_survives_a_restart_and_one_whose_firing_crashed_fires_aga
     assert await restarted.fire_due() == 1
     assert fired == ["survey:1"]
     assert await restarted.fire_due() == 0
+
+
+async def test_a_claim_made_just_before_its_window_ends_still_holds_in_the_next(db):
+    # Windows are aligned to the clock: replica a claims 0.1 s before a window ends and is
+    # still firing when b polls 0.2 s later, in the next window. b must leave it alone.
+    start = datetime(2026, 3, 2, 9, 0, 29, 900000, tzinfo=UTC)
+    clock = [start]
+    a = Timers(db["timers"], "a", claim_ttl_s=30, clock=lambda: clock[0])
+    b = Timers(db["timers"], "b", claim_ttl_s=30, clock=lambda: clock[0])
+    await a.schedule("case-x:first_reply", "sla_due", start - timedelta(seconds=1), {"case_id": "x"})
+    timer = await db["timers"].find_one({"_id": "case-x:first_reply"})
+    assert await a.claim(timer)
+    clock[0] = start + timedelta(milliseconds=200)
+    assert not await b.claim(timer)
+    # Once a's claim is older than the TTL (a died while firing), b may take the timer over.
+    clock[0] = start + timedelta(seconds=31)
+    assert await b.claim(timer)

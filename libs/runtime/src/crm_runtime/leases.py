@@ -43,6 +43,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 class Lease:
     def __init__(self, collection: AsyncCollection[dict[str, Any]], name: str, owner: str,
                  ttl_s: float = 10.0, clock: Callable[[], datetime] = _now):
@@ -181,6 +185,12 @@ class Timers:
             await self.claims.insert_one({"_id": f"{timer['_id']}#{window}", "timer_id": timer["_id"],
                                           "owner": self.owner, "at": now})
         except DuplicateKeyError:
+            return False
+        # Windows are aligned to the clock, so a claim made just before a window ends would
+        # protect its firing for a moment only: a claim of the previous window younger than
+        # the TTL still holds the timer (its holder may be firing it right now).
+        previous = await self.claims.find_one({"_id": f"{timer['_id']}#{window - 1}"}, {"at": 1})
+        if previous is not None and _aware(previous["at"]) > now - self.claim_ttl:
             return False
         # The list we picked it from may be stale: fire only what is still pending.
         current = await self.collection.find_one({"_id": timer["_id"]}, {"state": 1, "due_at": 1})

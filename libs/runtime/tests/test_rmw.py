@@ -47,7 +47,7 @@ async def test_a_writer_that_keeps_losing_gives_up_after_its_bound(db):
         raise RevisionConflict("x")
 
     with pytest.raises(RevisionConflict):
-        await read_modify_write(load, lambda s: {"v": 2}, save, attempts=3, what="x")
+        await read_modify_write(load, save, lambda s: {"v": 2}, attempts=3, what="x")
     assert rounds == 3
 
 

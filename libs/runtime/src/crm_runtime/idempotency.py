@@ -47,5 +47,6 @@ async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, e
             rev = 0
         await write_revision(collection, doc_id, rev, change)
 
-    _, written = await read_modify_write(load, change, save, attempts=attempts, what=doc_id)
+    outcome = await read_modify_write(load, save, change, attempts=attempts, what=doc_id)
+    written = outcome[1]
     return written is not None

@@ -6,7 +6,7 @@ shared document claims the next revision (`crm_runtime.revisions`) and retries w
 someone else got there first. Hand-written, each of those loops differed a little in
 what it retried on and how often; here the bound and the exceptions are stated once.
 
-- `read_modify_write(load, change, save)`: the general form. `load()` returns the state
+- `read_modify_write(load, save, change)`: the general form. `load()` returns the state
   and its revision (or None when absent); `change(state)` is pure and returns what to
   write, or None for "nothing to do"; `save(written, rev)` raises `RevisionConflict` (or a
   `DuplicateKeyError`, when two creators race) if the revision moved on.
@@ -33,8 +33,8 @@ CONFLICTS: tuple[type[Exception], ...] = (RevisionConflict, DuplicateKeyError)
 
 async def read_modify_write(
     load: Callable[[], Awaitable[tuple[S, int] | None]],
-    change: Callable[[S | None], W | None],
     save: Callable[[W, int | None], Awaitable[None]],
+    change: Callable[[S | None], W | None],
     *,
     attempts: int = ATTEMPTS,
     retry_on: tuple[type[Exception], ...] = CONFLICTS,
@@ -77,5 +77,6 @@ async def update_document(
         else:
             await write_revision(collection, doc_id, rev, {"$set": dict(fields)})
 
-    _, written = await read_modify_write(load, change, save, attempts=attempts, what=doc_id)
+    outcome = await read_modify_write(load, save, change, attempts=attempts, what=doc_id)
+    written = outcome[1]
     return dict(written) if written is not None else None

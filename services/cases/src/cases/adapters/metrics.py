@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 class CasesMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry
         self.opened = Counter("crm_cases_opened", "Cases opened, by severity proposed at opening.",
                               ["severity"], registry=registry)
         self.breaches = Counter("crm_cases_sla_breaches", "SLA breaches recorded, by clock.",

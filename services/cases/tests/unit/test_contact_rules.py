@@ -53,6 +53,9 @@ def test_a_further_contact_joins_the_open_case_about_the_same_matter():
     assert case_to_join(open_cases, category=Category.ENGINEERING_QUALITY, project=None) == "c-leak"
     assert case_to_join(open_cases, category=Category.ENGINEERING_QUALITY, project="Sea Breeze") is None
     assert case_to_join(open_cases, category=Category.DESIGN, project="Harbour View") is None
+    in_shenzhen = [OpenCaseSummary("c-sz", Category.ENGINEERING_QUALITY, "Harbour View", "shenzhen")]
+    assert case_to_join(in_shenzhen, category=Category.ENGINEERING_QUALITY, project=None, region="shenzhen") == "c-sz"
+    assert case_to_join(in_shenzhen, category=Category.ENGINEERING_QUALITY, project=None, region="wuhan") is None
 
 
 def test_a_workable_contact_is_answered_once_and_then_may_still_become_a_case():

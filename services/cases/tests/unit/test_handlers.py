@@ -201,7 +201,7 @@ async def test_a_command_losing_to_another_writer_runs_again_on_fresh_state(deps
 
 async def test_an_sla_breach_is_recorded_once_and_counted_by_clock(deps, clock):
     case_id = await handlers.on_contact_received(deps, contact(clock), "ev-1")
-    kind, due, payload = deps.timers.pending[f"sla:{case_id}"]
+    _kind, due, payload = deps.timers.pending[f"sla:{case_id}"]
     clock.now = due + timedelta(minutes=1)
     await handlers.on_sla_timer(deps, {"payload": payload})
     await handlers.on_sla_timer(deps, {"payload": payload})  # fired twice (two replicas, a restart)

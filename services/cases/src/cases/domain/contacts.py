@@ -60,16 +60,23 @@ class OpenCaseSummary:
     case_id: str
     category: Category
     project: str | None
+    region: str | None = None
 
 
 def case_to_join(
-    open_cases: Iterable[OpenCaseSummary], *, category: Category, project: str | None
+    open_cases: Iterable[OpenCaseSummary],
+    *,
+    category: Category,
+    project: str | None,
+    region: str | None = None,
 ) -> str | None:
-    """The customer's open case about the same matter (same category, same or unknown
-    project), which a further contact joins instead of opening another case."""
+    """The customer's open case about the same matter (same region and category, same or
+    unknown project), which a further contact joins instead of opening another case. A
+    case of another region stays apart: its staff would never see the new contact."""
     for case in open_cases:
         same_place = not project or case.project in (None, project)
-        if case.category == category and same_place:
+        same_region = region is None or case.region in (None, region)
+        if case.category == category and same_place and same_region:
             return case.case_id
     return None
 

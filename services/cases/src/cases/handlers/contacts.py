@@ -80,9 +80,9 @@ async def _case_for_contact(deps: CasesDeps, data: ContactReceived, proposal: Se
         original = await deps.contacts.get(data.duplicate_of)
         target = original.get("case_id") if original else None
     if target is None and data.customer_id and opens:
-        open_cases = [OpenCaseSummary(c.case_id, c.category, c.project)
+        open_cases = [OpenCaseSummary(c.case_id, c.category, c.project, c.region)
                       for c in await deps.cases.open_cases_of(data.customer_id)]
-        target = case_to_join(open_cases, category=proposal.category, project=data.project)
+        target = case_to_join(open_cases, category=proposal.category, project=data.project, region=data.region)
     if target is not None:
         await act_on_case(deps, target, lambda c: c.attach_contact(contact_id, at=now))
         return target

@@ -15,6 +15,7 @@ from crm_contracts import topics
 from crm_runtime.testing import event_of_type, eventually, make_event, produce, running_app, wait_for_messages
 
 from .conftest import cases_settings, send_contact, token
+from .test_contacts import metric
 
 pytestmark = pytest.mark.stack
 CASE = "crm.cases.case."
@@ -236,6 +237,9 @@ async def test_an_sla_breach_fires_once_across_two_replicas_and_escalates(stack,
         assert len({b.json()["id"] for b in breaches}) == 1
         r = await b.get(f"/v1/cases/{case['case_id']}", headers=token(regions=["tianjin"]))
         assert r.json()["clocks"]["first_reply"]["breached_at"] is not None
+        # The business counter on /metrics: one breach between the two replicas.
+        counted = [await metric(replica, "crm_cases_sla_breaches_total", clock="first_reply") for replica in (a, b)]
+        assert sum(counted) == 1, counted
 
 
 async def test_a_dissatisfied_return_visit_reopens_the_case(stack, cases):

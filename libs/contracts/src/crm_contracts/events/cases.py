@@ -4,7 +4,7 @@ incidents.
 
 Every case event carries the case's identity and its state after the step (status,
 severity, category, owner), so a consumer that only needs "where is the case now" can
-read any one of them. The types of architecture.md come first; the steps it does not name
+read any one of them. The types of docs/architecture.md come first; the steps it does not name
 (assessment, investigation, ...) follow as additions to v1.
 """
 
@@ -264,7 +264,7 @@ class CollectiveIncidentDetected(EventData):
     actor: str | None = None
 
 
-# -- additions: the steps architecture.md does not name ---------------------------------
+# -- additions: the steps docs/architecture.md does not name ----------------------------
 
 
 class CaseContactAttached(CaseEventBase):

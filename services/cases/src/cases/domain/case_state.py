@@ -11,7 +11,7 @@ from typing import Any
 from crm_contracts.events import cases as contract
 
 from . import events as ev
-from .errors import IllegalTransition
+from .errors import DomainError, IllegalTransition, ReasonRequired
 from .records import (
     Approval,
     Assessment,
@@ -23,6 +23,8 @@ from .records import (
     Resolution,
     TimelineEntry,
 )
+from .records import check_at as _check_at
+from .records import require as _require
 from .severity import Category, Severity
 from .sla import SlaClock
 from .statuses import (
@@ -265,3 +267,75 @@ class CaseState:
         )
         self._crisis_escalation(actor, at)
 
+    # -- owner ------------------------------------------------------------------------
+
+    def assign(
+        self,
+        department: str,
+        assignee: str | None = None,
+        *,
+        actor: str,
+        at: datetime,
+        reason: str | None = None,
+    ) -> None:
+        """Give the case an owner within its department (moving it to another department
+        is `reassign`, a supervisor action)."""
+        _check_at(at)
+        self._check("assign")
+        department = _require(department, "department")
+        if self.department is not None and department != self.department:
+            raise DomainError(
+                f"case {self.case_number} belongs to {self.department}; moving it to "
+                f"{department} is a reassignment (supervisor)",
+                field="department",
+            )
+        self._set_owner(department, assignee, actor, at, reason, reassigned=False)
+
+    def reassign(
+        self,
+        department: str,
+        assignee: str | None = None,
+        *,
+        reason: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """Supervisor: move the case to another department or person. Reason required."""
+        _check_at(at)
+        self._check("reassign")
+        if not (reason and reason.strip()):
+            raise ReasonRequired("reassign")
+        self._set_owner(
+            _require(department, "department"), assignee, actor, at, reason.strip(), reassigned=True
+        )
+
+    def _set_owner(
+        self,
+        department: str,
+        assignee: str | None,
+        actor: str,
+        at: datetime,
+        reason: str | None,
+        *,
+        reassigned: bool,
+        source: str | None = None,
+    ) -> None:
+        previous = {"department": self.department, "assignee": self.assignee}
+        self.department, self.assignee = department, assignee
+        self._log(
+            at,
+            actor,
+            "reassigned" if reassigned else "assigned",
+            reason,
+            {"department": department, "assignee": assignee, "previous": previous},
+        )
+        self._emit(
+            contract.CaseAssigned,
+            at,
+            actor,
+            reassigned=reassigned,
+            reason=reason,
+            previous_department=previous["department"],
+            previous_assignee=previous["assignee"],
+            source=source,
+        )

@@ -1,6 +1,6 @@
 """Collective incidents (集体投诉): many owners complaining about the same thing at once.
 
-Why: collective complaints are the centre's main crisis early warning (domain.md
+Why: collective complaints are the centre's main crisis early warning (docs/domain.md
 section 2): they must be spotted and escalated fast, whichever channels the owners use —
 five calls to the hotline, a forum thread and a letter are one incident, not seven cases
 in seven queues.

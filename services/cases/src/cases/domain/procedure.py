@@ -2,8 +2,9 @@
 
 Why: the centre is judged on following the procedure — every valid complaint confirmed,
 judged, assessed, investigated, handled, replied to, closed with the customer's acceptance
-and turned into a lesson (domain.md section 2). Encoding the steps as allowed transitions
-makes a skipped step an error instead of a habit, and records who did what, when and why.
+and turned into a lesson (docs/domain.md, section 2). Encoding the steps as allowed
+transitions makes a skipped step an error instead of a habit, and records who did what,
+when and why.
 
 Statuses and the commands that move between them:
 
@@ -31,10 +32,12 @@ Statuses and the commands that move between them:
 Roles are the adapter's business: `SUPERVISOR_ACTIONS` lists the commands only a
 supervisor may run; the domain makes sure they carry a reason.
 
-Each command appends timeline entries and `(event_type, payload)` pairs to
-`pending_events`; the adapter writes the case and those events in one document, then runs
-`sla.apply_events` over the same events to move the clocks. Nothing here does I/O or reads
-the clock: every command takes `at` (an aware datetime).
+Each command appends timeline entries and `(event_type, contract model)` pairs to
+`pending_events`; `settle` then hands them over and moves the SLA clocks by them, and the
+adapter writes the case and its events in one document. Nothing here does I/O or reads
+the clock: every command takes `at` (an aware datetime). The module layout: `statuses`
+(vocabulary, allowed transitions), `errors`, `records`, `case_state` (the state, the
+shared internals and the owner), `case_closing` (steps 6 to 9), and here steps 1 to 5 and `open_case`.
 """
 
 from __future__ import annotations
@@ -198,79 +201,6 @@ class Case(CaseClosing):
         self.status = S.ASSESSED
         self._log(at, actor, "assessed", details={"nature": nature, "influence": influence})
         self._emit(contract.CaseAssessed, at, actor, nature=nature, influence=influence, notes=notes)
-
-    # -- owner ------------------------------------------------------------------------
-
-    def assign(
-        self,
-        department: str,
-        assignee: str | None = None,
-        *,
-        actor: str,
-        at: datetime,
-        reason: str | None = None,
-    ) -> None:
-        """Give the case an owner within its department (moving it to another department
-        is `reassign`, a supervisor action)."""
-        _check_at(at)
-        self._check("assign")
-        department = _require(department, "department")
-        if self.department is not None and department != self.department:
-            raise DomainError(
-                f"case {self.case_number} belongs to {self.department}; moving it to "
-                f"{department} is a reassignment (supervisor)",
-                field="department",
-            )
-        self._set_owner(department, assignee, actor, at, reason, reassigned=False)
-
-    def reassign(
-        self,
-        department: str,
-        assignee: str | None = None,
-        *,
-        reason: str,
-        actor: str,
-        at: datetime,
-    ) -> None:
-        """Supervisor: move the case to another department or person. Reason required."""
-        _check_at(at)
-        self._check("reassign")
-        if not (reason and reason.strip()):
-            raise ReasonRequired("reassign")
-        self._set_owner(
-            _require(department, "department"), assignee, actor, at, reason.strip(), reassigned=True
-        )
-
-    def _set_owner(
-        self,
-        department: str,
-        assignee: str | None,
-        actor: str,
-        at: datetime,
-        reason: str | None,
-        *,
-        reassigned: bool,
-        source: str | None = None,
-    ) -> None:
-        previous = {"department": self.department, "assignee": self.assignee}
-        self.department, self.assignee = department, assignee
-        self._log(
-            at,
-            actor,
-            "reassigned" if reassigned else "assigned",
-            reason,
-            {"department": department, "assignee": assignee, "previous": previous},
-        )
-        self._emit(
-            contract.CaseAssigned,
-            at,
-            actor,
-            reassigned=reassigned,
-            reason=reason,
-            previous_department=previous["department"],
-            previous_assignee=previous["assignee"],
-            source=source,
-        )
 
     # -- step 4: investigation --------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """SLA clocks: how long the centre may take to reply, report progress and resolve.
 
 Why: "complaint reply timeliness, every department: 100 %" is the centre's first KPI
-(domain.md section 4). A clock per obligation turns that into due times the service can
+(docs/domain.md, section 4). A clock per obligation turns that into due times the service can
 store, sort the queue by, and fire on when they pass.
 
 Targets per severity (defaults below; every region can override any of them):

@@ -111,9 +111,6 @@ class FakeContacts:
             self.docs.setdefault(contact_id, {"_id": contact_id}).update(copy.deepcopy(fields))
         return fields
 
-    async def set(self, contact_id: str, **fields: Any) -> None:
-        await self.change(contact_id, lambda doc: fields if doc is not None else None)
-
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         self.facts_by_key.setdefault(query_key, {})[contact["_id"]] = copy.deepcopy(contact)
 

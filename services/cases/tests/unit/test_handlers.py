@@ -66,7 +66,7 @@ async def test_the_same_contact_delivered_twice_is_one_case(deps, clock):
 async def test_a_redelivery_after_a_crash_midway_opens_no_second_case(deps, clock):
     data = contact(clock)
     await handlers.on_contact_received(deps, data, "ev-1")
-    await deps.contacts.set(data.contact_id, handled=False)  # died before the last write
+    await deps.contacts.change(data.contact_id, lambda doc: {"handled": False})  # died before the last write
     await handlers.on_contact_received(deps, data, "ev-1")
     assert len(deps.cases.docs) == 1 and deps.cases.types().count(CASE + "opened.v1") == 1
 

@@ -139,7 +139,3 @@ class QueueIndex:
     async def rows(self, region: str, hour: int) -> list[dict[str, Any]]:
         doc = await self.collection.find_one({"_id": f"{region}|{hour}"})
         return list((doc or {}).get("rows", {}).values())
-
-
-def hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * 3600, UTC)

@@ -201,9 +201,6 @@ class ContactLog:
         """Read-modify-write of one contact; `change` returns the fields to set, or None."""
         return await update_document(self.collection, contact_id, change)
 
-    async def set(self, contact_id: str, **fields: Any) -> None:
-        await self.change(contact_id, lambda doc: fields if doc is not None else None)
-
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         """File the contact under its matter and day, for collective detection."""
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
@@ -236,9 +233,6 @@ class IncidentRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]], outbox: Outbox):
         self.collection = db[INCIDENTS]
         self.outbox = outbox
-
-    async def get(self, incident_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": incident_id}, {"outbox": 0})
 
     async def upsert(self, incident: dict[str, Any], events: list[OutgoingEvent]) -> None:
         incident_id = incident.pop("_id")

@@ -13,7 +13,8 @@ hundreds of small rows, never the body.
 A row moves one way (unanswered -> answered or case_opened): it is written into its new
 bucket first and removed from the old one after, so a crash in between leaves it listed
 twice, never lost; the next action on that contact (answering again, opening a case)
-finishes the move.
+finishes the move. A page that finds a bucket empty unlists its day (`_prune`), so the
+unanswered list reads only the days that still hold work.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_runtime.rmw import update_document
+from crm_runtime.revisions import REV, write_revision
+from crm_runtime.rmw import read_modify_write, update_document
 from pymongo.asynchronous.database import AsyncDatabase
 
 from cases.domain.contacts import Answer, WorkItem, WorkStatus, shown_kind
@@ -102,8 +104,9 @@ class ContactWorklist:
             return None if rows.get(contact_id) == row else {"rows": {**rows, contact_id: row}}
 
         def list_day(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            days = (doc or {}).get("days", [])
-            return None if day in days else {"days": sorted({*days, day})}
+            # Written even when the day is listed: the new revision makes a prune that saw
+            # this bucket empty a moment ago fail and look again (see `_prune`).
+            return {"days": sorted({*(doc or {}).get("days", []), day}), "touched": contact_id}
 
         def take_out(doc: dict[str, Any] | None) -> dict[str, Any] | None:
             rows = (doc or {}).get("rows", {})
@@ -139,6 +142,8 @@ class ContactWorklist:
                 rows: list[dict[str, Any]] = []
                 for region in days[day]:
                     bucket = await self.collection.find_one({"_id": self._bucket(region, status, day)})
+                    if not (bucket or {}).get("rows"):
+                        await self._prune(region, status, day)
                     rows += [r for r in (bucket or {}).get("rows", {}).values()
                              if (kind is None or r.get("kind") == kind)
                              and (after is None or sort_key(r) > tuple(after))]
@@ -146,3 +151,27 @@ class ContactWorklist:
                 if len(out) >= limit:
                     return out[:limit]
         return out[:limit]
+
+    async def _prune(self, region: str, status: str, day: str) -> None:
+        """Unlist a day whose bucket is empty (every contact of it answered), so pages do not
+        read it again. The day list is read before the bucket and written at its revision,
+        and `place` writes the list after the bucket: a contact placed meanwhile either
+        makes this write fail (and the bucket is read again) or lists the day again."""
+        days_id, bucket_id = f"days:{region}|{status}", self._bucket(region, status, day)
+
+        async def load() -> tuple[tuple[list[str], bool], int] | None:
+            days = await self.collection.find_one({"_id": days_id})
+            if days is None:
+                return None
+            bucket = await self.collection.find_one({"_id": bucket_id})
+            return (list(days.get("days", [])), bool((bucket or {}).get("rows"))), int(days.get(REV, 0))
+
+        async def save(days: list[str], rev: int | None) -> None:
+            await write_revision(self.collection, days_id, rev or 0, {"$set": {"days": days}})
+
+        def unlist(state: tuple[list[str], bool] | None) -> list[str] | None:
+            if state is None or state[1] or day not in state[0]:
+                return None
+            return [d for d in state[0] if d != day]
+
+        await read_modify_write(load, save, unlist, what=days_id)

@@ -8,7 +8,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +26,7 @@ from cases.domain.records import (
     aware,
 )
 from cases.domain.severity import Category, Severity
-from cases.domain.sla import SlaClock
+from cases.domain.sla import SlaClock, SlaTarget
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +68,7 @@ def case_to_doc(case: Case) -> dict[str, Any]:
             continue
         value = getattr(case, f.name)
         if f.name == "clocks":
-            out[f.name] = {k: c.to_dict() for k, c in value.items()}
+            out[f.name] = {k: clock_to_doc(c) for k, c in value.items()}
         elif isinstance(value, StrEnum):
             out[f.name] = value.value
         else:
@@ -126,7 +126,35 @@ def case_from_doc(d: Mapping[str, Any]) -> Case:
         collective_incident_id=d.get("collective_incident_id"),
         reopen_count=int(d.get("reopen_count", 0)),
         timeline=[_record(TimelineEntry, t) for t in d.get("timeline", [])],
-        clocks={k: SlaClock.from_dict(c) for k, c in (d.get("clocks") or {}).items()},
+        clocks={k: clock_from_doc(c) for k, c in (d.get("clocks") or {}).items()},
         version=int(d.get("version", 0)),
         kind_confidence=d.get("kind_confidence"),
+    )
+
+
+def clock_to_doc(clock: SlaClock) -> dict[str, Any]:
+    return {
+        "name": clock.name,
+        "target": clock.target.to_dict(),
+        "started_at": clock.started_at,
+        "due_at": clock.due_at,
+        "paused_at": clock.paused_at,
+        "paused_total_s": clock.paused_total.total_seconds(),
+        "stopped_at": clock.stopped_at,
+        "breached_at": clock.breached_at,
+    }
+
+
+def clock_from_doc(d: Mapping[str, Any]) -> SlaClock:
+    started, due = aware(d["started_at"]), aware(d["due_at"])
+    assert started is not None and due is not None
+    return SlaClock(
+        name=d["name"],
+        target=SlaTarget.parse(d["target"]),
+        started_at=started,
+        due_at=due,
+        paused_at=aware(d.get("paused_at")),
+        paused_total=timedelta(seconds=d.get("paused_total_s", 0)),
+        stopped_at=aware(d.get("stopped_at")),
+        breached_at=aware(d.get("breached_at")),
     )

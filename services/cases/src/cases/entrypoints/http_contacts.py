@@ -94,6 +94,8 @@ def contacts_router(deps: CasesDeps, case_view: Callable[[Case], dict[str, Any]]
         await load(contact_id, principal, "answer contact")
         try:
             doc = await handlers.answer_contact(deps, contact_id, body.answer, actor=principal.subject)
+        except handlers.ContactNotFound as exc:
+            raise Problem(404, "Not found", f"No contact {contact_id}.") from exc
         except DomainError as exc:
             raise domain_problem(exc) from exc
         except RevisionConflict as exc:
@@ -107,6 +109,8 @@ def contacts_router(deps: CasesDeps, case_view: Callable[[Case], dict[str, Any]]
         await load(contact_id, principal, "open case")
         try:
             case_id = await handlers.open_case_for_contact(deps, contact_id, actor=principal.subject)
+        except handlers.ContactNotFound as exc:
+            raise Problem(404, "Not found", f"No contact {contact_id}.") from exc
         except DomainError as exc:
             raise domain_problem(exc) from exc
         except RevisionConflict as exc:

@@ -90,6 +90,9 @@ async def test_staff_list_answer_and_close_consultations_unanswered_first(stack,
                              headers=token(regions=[region]))
     assert other.status_code == 409 and other.headers["content-type"] == "application/problem+json"
     assert await metric(cases, "crm_cases_contacts_answered_total", kind="consultation") == answered_before + 1
+    detail = (await cases.get(f"/v1/contacts/{asked['contact_id']}", headers=token(regions=[region]))).json()
+    assert detail["body"] == asked["body"] and detail["answer"]["text"] == reply["answer"]
+    assert detail["answer"]["by"] == "agent-1" and detail["status"] == "answered"
 
     items = await listing(cases, region)
     statuses = [i["status"] for i in items]

@@ -111,6 +111,9 @@ class FakeContacts:
             self.docs.setdefault(contact_id, {"_id": contact_id}).update(copy.deepcopy(fields))
         return fields
 
+    async def mark_handled(self, contact_id: str, case_id: str | None, status: str | None) -> None:
+        self.docs[contact_id].update(case_id=case_id, handled=True, status=status)
+
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         self.facts_by_key.setdefault(query_key, {})[contact["_id"]] = copy.deepcopy(contact)
 

@@ -201,6 +201,12 @@ class ContactLog:
         """Read-modify-write of one contact; `change` returns the fields to set, or None."""
         return await update_document(self.collection, contact_id, change)
 
+    async def mark_handled(self, contact_id: str, case_id: str | None, status: str | None) -> None:
+        """The Kafka handler's last write. A plain update is safe here: staff may change a
+        contact only once it is handled, and a redelivery writes the same values."""
+        await self.collection.update_one({"_id": contact_id},
+                                         {"$set": {"case_id": case_id, "handled": True, "status": status}})
+
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         """File the contact under its matter and day, for collective detection."""
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"

@@ -55,7 +55,7 @@ async def on_contact_received(deps: CasesDeps, data: ContactReceived, event_id: 
     await deps.contacts.record(contact_doc)
 
     case_id = await _case_for_contact(deps, data, proposal)
-    if case_id is None and not (known or {}).get("status"):
+    if case_id is None:
         await deps.worklist.place(worklist_row({**contact_doc, "status": WorkStatus.UNANSWERED.value}), ())
     if case_id is not None:
         fact = dataclasses.replace(fact, case_id=case_id)
@@ -65,9 +65,8 @@ async def on_contact_received(deps: CasesDeps, data: ContactReceived, event_id: 
     await _detect_collective(deps, data.region, fact)
     # Last: a crash before this line handles the contact again, and every step above is
     # idempotent (the case id derives from the contact id).
-    await deps.contacts.change(data.contact_id, lambda doc: {
-        "case_id": case_id, "handled": True,
-        "status": (doc or {}).get("status") or (None if case_id else WorkStatus.UNANSWERED.value)})
+    await deps.contacts.mark_handled(data.contact_id, case_id,
+                                     None if case_id else WorkStatus.UNANSWERED.value)
     return case_id
 
 

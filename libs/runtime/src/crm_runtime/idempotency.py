@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
-from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.revisions import REV, write_revision
+from crm_runtime.rmw import read_modify_write
 
 APPLIED = "applied_events"
 KEEP_APPLIED = 1000  # ids remembered per document: redeliveries come within far fewer events
@@ -29,22 +29,24 @@ async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, e
                      update: dict[str, Any], *, attempts: int = 50) -> bool:
     """Apply `update` to the document (created if missing) unless `event_id` was applied
     to it already. Returns False for a repeat."""
-    for _ in range(attempts):
+
+    async def load() -> tuple[list[str], int] | None:
         doc = await collection.find_one({"_id": doc_id}, {APPLIED: 1, REV: 1})
-        if doc is None:
-            try:
-                await collection.insert_one({"_id": doc_id, APPLIED: [], REV: 0})
-            except DuplicateKeyError:
-                pass  # someone else created it: apply to theirs
-            continue
-        applied = list(doc.get(APPLIED) or [])
-        if event_id in applied:
-            return False
-        change = {k: dict(v) for k, v in update.items()}
-        change.setdefault("$set", {})[APPLIED] = [*applied, event_id][-KEEP_APPLIED:]
-        try:
-            await write_revision(collection, doc_id, int(doc.get(REV, 0)), change)
-            return True
-        except RevisionConflict:
-            continue  # another event of this aggregate was written first
-    raise RevisionConflict(doc_id)
+        return (list(doc.get(APPLIED) or []), int(doc.get(REV, 0))) if doc is not None else None
+
+    def change(applied: list[str] | None) -> dict[str, Any] | None:
+        if applied is not None and event_id in applied:
+            return None
+        out = {k: dict(v) for k, v in update.items()}
+        out.setdefault("$set", {})[APPLIED] = [*(applied or []), event_id][-KEEP_APPLIED:]
+        return out
+
+    async def save(change: dict[str, Any], rev: int | None) -> None:
+        if rev is None:  # created first (at revision 0), so the update itself runs as usual
+            await collection.insert_one({"_id": doc_id, APPLIED: [], REV: 0})
+            rev = 0
+        await write_revision(collection, doc_id, rev, change)
+
+    outcome = await read_modify_write(load, save, change, attempts=attempts, what=doc_id)
+    written = outcome[1]
+    return written is not None

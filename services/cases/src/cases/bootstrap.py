@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 
@@ -16,6 +17,9 @@ from fastapi import FastAPI
 
 from cases import handlers
 from cases.adapters import store
+from cases.adapters.metrics import CasesMetrics
+from cases.adapters.worklist import ContactWorklist
+from cases.deps import CasesDeps
 from cases.domain.calendar import BusinessCalendar
 from cases.domain.collective import CollectiveRules
 from cases.domain.routing import Routing
@@ -32,7 +36,7 @@ with the customer's acceptance, visited again and turned into lessons; SLA clock
 region's business calendar; collective incidents; the staff queue."""
 
 
-def build_services(ctx: ServiceContext, settings: CasesSettings) -> handlers.CaseServices:
+def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
     default_rules = SeverityRules.default()
 
     @cache
@@ -45,9 +49,10 @@ def build_services(ctx: ServiceContext, settings: CasesSettings) -> handlers.Cas
         override = settings.severity_overrides.get(region)
         return default_rules.merged(override) if override else default_rules
 
-    return handlers.CaseServices(
+    return CasesDeps(
         cases=store.CaseRepository(ctx.db, ctx.outbox),
         contacts=store.ContactLog(ctx.db),
+        worklist=ContactWorklist(ctx.db),
         incidents=store.IncidentRepository(ctx.db, ctx.outbox),
         timers=ctx.timers,
         routing=Routing.from_config(settings.routing),
@@ -56,16 +61,18 @@ def build_services(ctx: ServiceContext, settings: CasesSettings) -> handlers.Cas
         severity_rules_for=severity_rules_for,
         collective_rules=CollectiveRules(settings.collective_min_customers, settings.collective_crisis_customers,
                                          timedelta(hours=settings.collective_window_hours)),
+        metrics=CasesMetrics(ctx.registry),
         dissatisfied_return_visit=settings.dissatisfied_return_visit,
     )
 
 
-def wire(settings: CasesSettings):
+def wire(settings: CasesSettings) -> Callable[[ServiceContext], Wiring]:
     def _wire(ctx: ServiceContext) -> Wiring:
-        svc = build_services(ctx, settings)
+        deps = build_deps(ctx, settings)
+        cases = store.CaseRepository(ctx.db, ctx.outbox)
 
         async def on_sla_timer(timer: dict) -> None:
-            await handlers.on_sla_timer(svc, timer)
+            await handlers.on_sla_timer(deps, timer)
 
         async def start_indexes() -> None:
             await store.ensure_indexes(ctx.db)
@@ -76,7 +83,7 @@ def wire(settings: CasesSettings):
             # Every replica may run it: a repair re-places rows by revision, idempotently.
             while True:
                 try:
-                    await svc.cases.repair_queue(older_than_s=settings.queue_repair_after_s)
+                    await cases.repair_queue(older_than_s=settings.queue_repair_after_s)
                 except Exception:
                     log.exception("queue repair round failed; trying again")
                 await asyncio.sleep(settings.queue_repair_after_s)
@@ -90,9 +97,9 @@ def wire(settings: CasesSettings):
             await asyncio.gather(*repairing, return_exceptions=True)
 
         return Wiring(
-            subscriptions=kafka.subscriptions(svc, contact_workers=settings.contact_workers),
+            subscriptions=kafka.subscriptions(deps, contact_workers=settings.contact_workers),
             ignore_types=kafka.IGNORED_TYPES,
-            routers=[http.build_router(svc)],
+            routers=[http.build_router(deps)],
             outbox_collections=[store.CASES, store.INCIDENTS],
             on_startup=[start_indexes, start_queue_repair],
             on_shutdown=[stop_queue_repair],

@@ -131,7 +131,8 @@ def test_query_key_and_event():
     assert query_key(new) == "Harbour View|*|engineering_quality"
     assert query_key(fact(1, project=None)) is None
     decision = detect_collective([fact(i) for i in range(4)], new, RULES)
-    event_type, payload = decision.event("shenzhen", T0 + timedelta(minutes=5))
+    event_type, event = decision.event("shenzhen", T0 + timedelta(minutes=5))
+    payload = event.model_dump(mode="json")
     assert event_type == COLLECTIVE_INCIDENT_DETECTED
     assert payload["incident_id"] == decision.incident_id
     assert payload["severity"] == "major" and payload["region"] == "shenzhen"

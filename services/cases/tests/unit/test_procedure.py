@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from cases.adapters.documents import case_from_doc, case_to_doc
 from cases.domain import events as ev
 from cases.domain.procedure import (
     Case,
@@ -49,6 +50,11 @@ def new_case(**over) -> Case:
     c = contact(**over)
     proposal = propose_severity(c["subject"], c["body"], SeverityContext(), SeverityRules())
     return open_case("case-1", "SZ-2026-000001", c, proposal, Routing(), T0)
+
+
+def pulled(case: Case) -> list[tuple[str, dict]]:
+    """The pending events as they go on the wire (the contract models, as JSON)."""
+    return [(event_type, event.model_dump(mode="json")) for event_type, event in case.pull_events()]
 
 
 def types_of(case: Case) -> list[str]:
@@ -101,7 +107,7 @@ def test_open_case_records_contact_routes_and_emits_opened_and_assigned():
     assert case.category == "engineering_quality"
     assert case.department == "engineering"
     assert case.timeline[0].action == "opened" and case.timeline[0].customer_visible
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_OPENED, ev.CASE_ASSIGNED]
     opened = events[0][1]
     for key in ("case_id", "case_number", "region", "customer_id", "contact_ids", "status"):
@@ -174,7 +180,7 @@ def test_major_case_needs_legal_opinion_before_resolution():
 def test_crisis_escalates_at_once_and_starts_on_site_response():
     case = new_case(subject="高空坠物", body="阳台玻璃掉落砸伤路人，记者已经到现场")
     assert case.severity == "crisis"
-    events = case.pull_events()
+    events = pulled(case)
     escalated = [p for e, p in events if e == ev.CASE_ESCALATED]
     assert len(escalated) == 1
     assert escalated[0]["reason"] == "crisis"
@@ -194,7 +200,7 @@ def test_crisis_classified_later_escalates_then():
     case.pull_events()
     case.validate("valid", "已受理", actor="agent-1", at=t(1))
     case.classify("crisis", "engineering_quality", actor="agent-1", at=t(2))
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_VALIDATED, ev.CASE_CLASSIFIED, ev.CASE_ESCALATED]
     assert events[-1][1]["reason"] == "crisis"
     assert case.crisis_escalated_at == t(2)
@@ -248,7 +254,7 @@ def test_invalid_or_consultation_is_explained_and_closed(outcome):
     case.validate(outcome, "此问题属于市政管辖，已告知联系方式", actor="agent-1", at=t(1))
     assert case.status is CaseStatus.CLOSED
     assert case.closure.outcome == outcome
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_VALIDATED, ev.CASE_CLOSED]
     assert events[0][1]["outcome"] == outcome
     assert events[0][1]["explanation"].startswith("此问题")
@@ -270,7 +276,7 @@ def test_customer_not_accepting_reopens_to_handling():
     case.confirm_by_customer(False, actor="agent-1", at=t(110), comment="仍然渗水")
     assert case.status is CaseStatus.HANDLING
     assert case.reopen_count == 1 and case.resolution is None
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_CUSTOMER_CONFIRMED, ev.CASE_REOPENED]
     assert events[0][1]["accepted"] is False
     assert events[1][1]["reason"] == "仍然渗水"
@@ -330,7 +336,7 @@ def test_force_close_needs_a_reason():
     case.force_close("客户失联三十天", actor="sup-1", at=t(50))
     assert case.status is CaseStatus.CLOSED
     assert case.closure.forced and case.closure.reason == "客户失联三十天"
-    (event_type, payload), *_ = case.pull_events()
+    (event_type, payload), *_ = pulled(case)
     assert event_type == ev.CASE_CLOSED
     assert payload["forced"] is True and payload["reason"] == "客户失联三十天"
     assert payload["checklist"]["customer_accepted"] is False
@@ -348,7 +354,7 @@ def test_override_severity_is_audited_and_needs_a_reason():
     entry = case.timeline[-1]
     assert entry.action == "severity_overridden" and entry.actor == "sup-1"
     assert entry.reason == "发现承重墙开裂" and entry.details == {"from": "general", "to": "major"}
-    (event_type, payload), *_ = case.pull_events()
+    (event_type, payload), *_ = pulled(case)
     assert event_type == ev.CASE_CLASSIFIED
     assert payload["override"] is True and payload["previous_severity"] == "general"
 
@@ -373,7 +379,7 @@ def test_reassign_across_departments_needs_reason_assign_within_does_not():
         case.reassign("property", reason="", actor="sup", at=t(2))
     case.pull_events()
     case.reassign("property", "pm-1", reason="物业维修范围", actor="sup", at=t(3))
-    (event_type, payload), *_ = case.pull_events()
+    (event_type, payload), *_ = pulled(case)
     assert event_type == ev.CASE_ASSIGNED
     assert payload["reassigned"] is True and payload["previous_department"] == "engineering"
     assert payload["department"] == "property" and payload["assignee"] == "pm-1"
@@ -388,7 +394,7 @@ def test_wait_for_customer_and_respond():
     case.customer_responded(actor="a", at=t(3))
     with pytest.raises(DomainError):
         case.customer_responded(actor="a", at=t(4))
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_WAITING_FOR_CUSTOMER, ev.CASE_CUSTOMER_RESPONDED]
     assert events[0][1]["waiting_for_customer"] is True
 
@@ -409,7 +415,7 @@ def test_sla_breach_emits_breach_and_escalates_to_supervisor():
     case = new_case()
     case.pull_events()
     case.record_sla_breach("first_reply", t(240), at=t(241))
-    events = case.pull_events()
+    events = pulled(case)
     assert [e for e, _ in events] == [ev.CASE_SLA_BREACHED, ev.CASE_ESCALATED]
     assert events[0][1]["clock"] == "first_reply"
     assert events[0][1]["due_at"] == t(240).isoformat()
@@ -446,7 +452,7 @@ def test_round_trip_through_plain_data():
     run_to_handling(case, "major")
     case.record_legal_opinion("ok", actor="legal", at=t(20))
     case.wait_for_customer("photos", actor="a", at=t(21))
-    doc = case.to_dict()
+    doc = case_to_doc(case)
     assert "pending_events" not in doc
 
     def no_tuples(value):
@@ -470,8 +476,8 @@ def test_round_trip_through_plain_data():
             return [naive(v) for v in value]
         return value
 
-    back = Case.from_dict(naive(doc))
-    assert back.to_dict() == doc
+    back = case_from_doc(naive(doc))
+    assert case_to_doc(back) == doc
     back.customer_responded(actor="a", at=t(30))
     back.resolve("fixed", actor="eng", at=t(31))
     assert back.status is CaseStatus.RESOLVED

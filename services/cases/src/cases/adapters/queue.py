@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.rmw import update_document
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 QUEUE = "queue_index"
 REPAIRS = "queue_repairs"
@@ -48,23 +48,9 @@ def queue_row(case_doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _update(collection: AsyncCollection[dict[str, Any]], doc_id: str,
-                  change: Callable[[dict[str, Any] | None], Awaitable[dict[str, Any] | None] | dict[str, Any] | None],
-                  ) -> None:
+                  change: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> None:
     """Read-modify-write of one small document, serialised by a revision claim."""
-    for _ in range(50):
-        doc = await collection.find_one({"_id": doc_id})
-        new = change(doc)
-        if new is None:
-            return
-        try:
-            if doc is None:
-                await collection.insert_one({"_id": doc_id, **new, REV: 0})
-            else:
-                await write_revision(collection, doc_id, int(doc.get(REV, 0)), {"$set": new})
-            return
-        except (DuplicateKeyError, RevisionConflict):
-            continue
-    raise RevisionConflict(doc_id)
+    await update_document(collection, doc_id, change, attempts=50)
 
 
 def placed(bucket: dict[str, Any] | None, case_id: str, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -140,7 +126,7 @@ class QueueIndex:
                     if here is None or (here["region"], here["hour"]) != previous:
                         case_id, note_rev = case_doc["_id"], int(note["rev"])
                         await _update(self.collection, f"{previous[0]}|{previous[1]}",
-                                      lambda d, c=case_id, r=note_rev: removed(d, c, r))
+                                      partial(removed, case_id=case_id, rev=note_rev))
                 await self.place(case_doc, None, rev)
             await self.done(note["_id"])
             repaired += 1
@@ -153,7 +139,3 @@ class QueueIndex:
     async def rows(self, region: str, hour: int) -> list[dict[str, Any]]:
         doc = await self.collection.find_one({"_id": f"{region}|{hour}"})
         return list((doc or {}).get("rows", {}).values())
-
-
-def hour_start(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * 3600, UTC)

@@ -9,16 +9,19 @@ the outbox with a revision claim, so concurrent writers never undo each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.regions import case_number
 from crm_runtime.outbox import Outbox, OutgoingEvent
-from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.revisions import REV, RevisionConflict
+from crm_runtime.rmw import read_modify_write, update_document
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from cases.adapters.documents import case_from_doc, case_to_doc
 from cases.adapters.queue import QueueIndex, due_hour, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
@@ -38,7 +41,7 @@ QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assi
 NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-class ConcurrentUpdate(Exception):
+class ConcurrentUpdate(RevisionConflict):
     """The case changed between reading and writing; the caller retries on fresh state."""
 
 
@@ -50,7 +53,7 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
 
 
 def case_document(case: Case) -> dict[str, Any]:
-    doc = case.to_dict()
+    doc = case_to_doc(case)
     doc["_id"] = doc["case_id"]
     doc["is_open"] = case.is_open
     # One scalar per case for the queue's "due first" order and the SLA timer; a case with
@@ -80,7 +83,7 @@ class CaseRepository:
             number = await self.numbers.find_one({"_id": case_id_or_number})
             if number is not None:
                 doc = await self.collection.find_one({"_id": number["case_id"]}, {"outbox": 0})
-        return (Case.from_dict(doc), int(doc.get(REV, 0))) if doc else None
+        return (case_from_doc(doc), int(doc.get(REV, 0))) if doc else None
 
     async def exists(self, case_id: str) -> bool:
         return await self.collection.find_one({"_id": case_id}, {"_id": 1}) is not None
@@ -140,6 +143,7 @@ class CaseRepository:
             counter = await self.counters.find_one_and_update(
                 {"_id": f"{region}:{year}"}, {"$inc": {"seq": 1}}, upsert=True,
                 return_document=ReturnDocument.AFTER)
+            assert counter is not None  # upserted
             number = case_number(region, year, int(counter["seq"]))
             try:
                 await self.numbers.insert_one({"_id": number, "case_id": case_id})
@@ -178,7 +182,9 @@ class CaseRepository:
 
 class ContactLog:
     """Every contact the service has seen, as a collective-detection fact and a pointer to
-    its case; consultations and praise wait here until staff answer or open a case."""
+    its case; consultations and praise wait here until staff answer or open a case. Every
+    write after the first goes through the revision helper: staff and the Kafka handler
+    may write one contact at once, and FerretDB's updates are not atomic."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[CONTACTS]
@@ -190,27 +196,25 @@ class ContactLog:
     async def record(self, contact: dict[str, Any]) -> None:
         await self.collection.update_one({"_id": contact["_id"]}, {"$setOnInsert": contact}, upsert=True)
 
-    async def set(self, contact_id: str, **fields: Any) -> None:
-        await self.collection.update_one({"_id": contact_id}, {"$set": fields})
+    async def change(self, contact_id: str,
+                     change: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read-modify-write of one contact; `change` returns the fields to set, or None."""
+        return await update_document(self.collection, contact_id, change)
+
+    async def mark_handled(self, contact_id: str, case_id: str | None, status: str | None) -> None:
+        """The Kafka handler's last write. A plain update is safe here: staff may change a
+        contact only once it is handled, and a redelivery writes the same values."""
+        await self.collection.update_one({"_id": contact_id},
+                                         {"$set": {"case_id": case_id, "handled": True, "status": status}})
 
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         """File the contact under its matter and day, for collective detection."""
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
         fact = {k: contact.get(k) for k in ("_id", "received_at", "project", "category", "building",
                                              "customer_id", "channel", "mentions_media", "case_id")}
-        for _ in range(20):
-            bucket = await self.facts_by_day.find_one({"_id": bucket_id})
-            try:
-                if bucket is None:
-                    await self.facts_by_day.insert_one({"_id": bucket_id, "facts": [fact], REV: 0})
-                    return
-                facts = [f for f in bucket["facts"] if f["_id"] != fact["_id"]] + [fact]
-                await write_revision(self.facts_by_day, bucket_id, int(bucket.get(REV, 0)),
-                                     {"$set": {"facts": facts}})
-                return
-            except (DuplicateKeyError, RevisionConflict):
-                continue  # another contact about the same matter got there first
-        raise ConcurrentUpdate(bucket_id)
+        # Another contact about the same matter may get there first: the helper retries.
+        await update_document(self.facts_by_day, bucket_id, lambda bucket: {
+            "facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] != fact["_id"]] + [fact]})
 
     async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:
         days, day = [], since.astimezone(UTC).date()
@@ -236,21 +240,18 @@ class IncidentRepository:
         self.collection = db[INCIDENTS]
         self.outbox = outbox
 
-    async def get(self, incident_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": incident_id}, {"outbox": 0})
-
     async def upsert(self, incident: dict[str, Any], events: list[OutgoingEvent]) -> None:
         incident_id = incident.pop("_id")
-        for _ in range(10):
+
+        async def load() -> tuple[dict[str, Any], int] | None:
             existing = await self.collection.find_one({"_id": incident_id}, {REV: 1})
-            try:
-                if existing is None:
-                    if not await self.outbox.insert(self.collection, {"_id": incident_id, **incident}, events):
-                        continue  # another contact of the same incident was written first
-                else:
-                    await self.outbox.update(self.collection, incident_id, int(existing.get(REV, 0)),
-                                             {"$set": incident}, events)
-            except RevisionConflict:
-                continue
-            return
-        raise ConcurrentUpdate(incident_id)
+            return (existing, int(existing.get(REV, 0))) if existing is not None else None
+
+        async def save(fields: dict[str, Any], rev: int | None) -> None:
+            if rev is None:
+                if not await self.outbox.insert(self.collection, {"_id": incident_id, **fields}, events):
+                    raise RevisionConflict(incident_id)  # another contact of it was written first
+            else:
+                await self.outbox.update(self.collection, incident_id, rev, {"$set": fields}, events)
+
+        await read_modify_write(load, save, lambda _existing: incident, attempts=10, what=incident_id)

@@ -218,15 +218,3 @@ class BusinessCalendar:
                     total += hi - lo
             day += timedelta(days=1)
         return total
-
-    def next_working_moment(self, dt: datetime) -> datetime:
-        """`dt` itself when it is working time, else the start of the next working period."""
-        _require_aware(dt)
-        local = dt.astimezone(self.zone)
-        day = local.date()
-        for _ in range(_MAX_DAYS_SEARCHED):
-            for s, e in self._intervals(day):
-                if local < e:
-                    return max(s, local)
-            day += timedelta(days=1)
-        raise RuntimeError(f"no working time within {_MAX_DAYS_SEARCHED} days of {dt}")

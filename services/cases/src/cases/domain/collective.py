@@ -1,6 +1,6 @@
 """Collective incidents (集体投诉): many owners complaining about the same thing at once.
 
-Why: collective complaints are the centre's main crisis early warning (domain.md
+Why: collective complaints are the centre's main crisis early warning (docs/domain.md
 section 2): they must be spotted and escalated fast, whichever channels the owners use —
 five calls to the hotline, a forum thread and a letter are one incident, not seven cases
 in seven queues.
@@ -32,7 +32,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from crm_contracts.events import cases as contract
 
 from .events import COLLECTIVE_INCIDENT_DETECTED
 from .severity import Severity
@@ -94,27 +95,28 @@ class CollectiveDecision:
     new_level: bool  # this contact created the incident or raised its severity
     reasons: tuple[str, ...]
 
-    def event(self, region: str, at: datetime, actor: str = "system") -> tuple[str, dict]:
-        """The `crm.cases.collective-incident.detected.v1` event (type, payload)."""
-        payload: dict[str, Any] = {
-            "incident_id": self.incident_id,
-            "region": region,
-            "project": self.project,
-            "building": self.building,
-            "category": self.category,
-            "severity": self.severity.value,
-            "customer_count": self.customer_count,
-            "contact_ids": list(self.contact_ids),
-            "case_ids": list(self.case_ids),
-            "channels": list(self.channels),
-            "mentions_media": self.mentions_media,
-            "reasons": list(self.reasons),
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "occurred_at": at.isoformat(),
-            "actor": actor,
-        }
-        return COLLECTIVE_INCIDENT_DETECTED, payload
+    def event(
+        self, region: str, at: datetime, actor: str = "system"
+    ) -> tuple[str, contract.CollectiveIncidentDetected]:
+        """The `crm.cases.collective-incident.detected.v1` event, as its contract model."""
+        return COLLECTIVE_INCIDENT_DETECTED, contract.CollectiveIncidentDetected(
+            incident_id=self.incident_id,
+            region=region,
+            project=self.project,
+            building=self.building,
+            category=contract.CaseCategory(self.category),
+            severity=contract.Severity(self.severity.value),
+            customer_count=self.customer_count,
+            contact_ids=list(self.contact_ids),
+            case_ids=list(self.case_ids),
+            channels=[contract.ContactChannel(c) for c in self.channels],
+            mentions_media=self.mentions_media,
+            reasons=list(self.reasons),
+            window_start=self.window_start,
+            window_end=self.window_end,
+            occurred_at=at,
+            actor=actor,
+        )
 
 
 def collective_key(project: str, building: str | None, category: str) -> str:

@@ -4,7 +4,7 @@ Why: the adapter writes a case's state and its `pending_events` in one document 
 outbox) and the relay publishes them on `crm.cases.cases.v1`; consumers select on these
 strings, so `grep -r CASE_OPENED` finds every producer and consumer.
 
-The first block is the public contract of architecture.md section 2. The second block adds
+The first block is the public contract (docs/architecture.md). The second block adds
 one event per remaining procedure step so that "every step lands in the timeline and as a
 crm.cases.* event" holds; they are additions to the v1 contract (backward compatible:
 consumers ignore types they do not know).
@@ -17,9 +17,12 @@ plus the fields named next to each type below.
 
 from __future__ import annotations
 
+from crm_contracts.events import cases as contract
+from crm_contracts.events.common import EventData
+
 _P = "crm.cases.case."
 
-# -- public contract (architecture.md section 2) ---------------------------------------
+# -- public contract (docs/architecture.md) -------------------------------------------
 CASE_OPENED = _P + "opened.v1"  # contact fields (channel, project, ...), severity_proposal
 CASE_VALIDATED = _P + "validated.v1"  # outcome valid|invalid|consultation, explanation
 CASE_CLASSIFIED = _P + "classified.v1"  # severity, category, procedure, override, reason
@@ -75,3 +78,38 @@ ADDED_CASE_EVENT_TYPES = (
     CASE_COLLECTIVE_LINKED,
 )
 ALL_CASE_EVENT_TYPES = (*CONTRACT_CASE_EVENT_TYPES, *ADDED_CASE_EVENT_TYPES)
+
+# The contract model each type carries (the registry in crm_contracts says the same; a
+# test pins it): commands build these, so `grep -r CaseOpened` finds the producer.
+MODELS: dict[str, type[EventData]] = {
+    CASE_OPENED: contract.CaseOpened,
+    CASE_VALIDATED: contract.CaseValidated,
+    CASE_CLASSIFIED: contract.CaseClassified,
+    CASE_ASSIGNED: contract.CaseAssigned,
+    CASE_ESCALATED: contract.CaseEscalated,
+    CASE_PROGRESS_REPORTED: contract.CaseProgressReported,
+    CASE_RESOLVED: contract.CaseResolved,
+    CASE_CUSTOMER_CONFIRMED: contract.CaseCustomerConfirmed,
+    CASE_CLOSED: contract.CaseClosed,
+    CASE_REOPENED: contract.CaseReopened,
+    CASE_SLA_BREACHED: contract.CaseSlaBreached,
+    CASE_LESSON_RECORDED: contract.CaseLessonRecorded,
+    CASE_CONTACT_ATTACHED: contract.CaseContactAttached,
+    CASE_ASSESSED: contract.CaseAssessed,
+    CASE_INVESTIGATION_STARTED: contract.CaseInvestigationStarted,
+    CASE_FINDINGS_RECORDED: contract.CaseFindingsRecorded,
+    CASE_LEGAL_OPINION_RECORDED: contract.CaseLegalOpinionRecorded,
+    CASE_HANDLING_STARTED: contract.CaseHandlingStarted,
+    CASE_DEPARTMENT_APPROVED: contract.CaseDepartmentApproved,
+    CASE_WAITING_FOR_CUSTOMER: contract.CaseWaitingForCustomer,
+    CASE_CUSTOMER_RESPONDED: contract.CaseCustomerResponded,
+    CASE_ON_SITE_RESPONDED: contract.CaseOnSiteResponded,
+    CASE_COLLECTIVE_LINKED: contract.CaseCollectiveLinked,
+    COLLECTIVE_INCIDENT_DETECTED: contract.CollectiveIncidentDetected,
+}
+_TYPES = {model: type_ for type_, model in MODELS.items()}
+
+
+def type_of(model: type[EventData]) -> str:
+    """The CloudEvents type of a payload model."""
+    return _TYPES[model]

@@ -27,10 +27,6 @@ class Assignment:
     assignee: str | None = None
     source: str = "global_default"  # region_category | region_default | category | global_default
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"department": self.department, "assignee": self.assignee, "source": self.source}
-
-
 @dataclass(frozen=True)
 class Target:
     department: str
@@ -98,8 +94,3 @@ class Routing:
             Target.parse(config["default"]) if config.get("default") else Target("customer_centre")
         )
         return cls(by_region_category, region_defaults, by_category, default)
-
-
-def route(routing: Routing, region: str, category: str | None) -> Assignment:
-    """Function form of `Routing.route`."""
-    return routing.route(region, category)

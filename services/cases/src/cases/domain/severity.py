@@ -6,7 +6,7 @@ journalist must not sit in a general queue until someone reads it, so the platfo
 a severity the moment the case opens.
 
 Rules (the default table; a region edits the words through `SeverityRules.merged`):
-- casualties (伤亡, 受伤, 死亡, injured, died ...)                 -> crisis
+- casualties (伤亡, 受伤, 烧伤, injured, burned, died ...)         -> crisis
 - media exposure (媒体, 曝光, 记者, 电视台, 微博热搜, journalist ...) -> crisis
 - safety hazards (燃气泄漏, 漏电, 触电, 高空坠物, 火灾, 承重 ...)    -> major
 - lawyers and lawsuits (律师, 起诉, 法院, lawyer, lawsuit, sue ...)  -> major
@@ -74,7 +74,7 @@ DEFAULT_TRIGGERS: dict[str, Trigger] = {
         Severity.CRISIS,
         ("伤亡", "受伤", "死亡", "身亡", "丧生", "致死", "致伤", "砸伤", "摔伤", "烧伤",
          "injured", "injury", "injuries", "died", "death", "killed", "casualty",
-         "casualties"),
+         "casualties", "burned", "burnt", "scalded"),
     ),
     "media": Trigger(
         Severity.CRISIS,

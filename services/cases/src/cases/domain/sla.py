@@ -1,7 +1,7 @@
 """SLA clocks: how long the centre may take to reply, report progress and resolve.
 
 Why: "complaint reply timeliness, every department: 100 %" is the centre's first KPI
-(domain.md section 4). A clock per obligation turns that into due times the service can
+(docs/domain.md, section 4). A clock per obligation turns that into due times the service can
 store, sort the queue by, and fire on when they pass.
 
 Targets per severity (defaults below; every region can override any of them):
@@ -16,8 +16,8 @@ Working time is counted on the region's `BusinessCalendar`; "N working days" mea
 the length of one working day (9 h with 09:00-18:00). Crisis reply, progress and on-site
 targets are plain calendar hours: a crisis does not wait for Monday.
 
-Which case events drive which clocks (`clock_actions`; the adapter runs `apply_events`
-after every command, in the same document write):
+Which case events drive which clocks (`clock_actions`; `procedure.settle` runs `apply_events`
+after every command, and the adapter stores both in the same document write):
 - opened                  -> start first_reply and resolution
 - classified              -> re-target running clocks to the (new) severity's policy
 - escalated, reason crisis-> start on_site (once)
@@ -206,33 +206,6 @@ class SlaClock:
     def active(self) -> bool:
         """Counting down and not yet reported as breached: the timer should exist."""
         return not (self.stopped or self.paused or self.breached)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "target": self.target.to_dict(),
-            "started_at": self.started_at,
-            "due_at": self.due_at,
-            "paused_at": self.paused_at,
-            "paused_total_s": self.paused_total.total_seconds(),
-            "stopped_at": self.stopped_at,
-            "breached_at": self.breached_at,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SlaClock:
-        started, due = _aware(d["started_at"]), _aware(d["due_at"])
-        assert started is not None and due is not None
-        return cls(
-            name=d["name"],
-            target=SlaTarget.parse(d["target"]),
-            started_at=started,
-            due_at=due,
-            paused_at=_aware(d.get("paused_at")),
-            paused_total=timedelta(seconds=d.get("paused_total_s", 0)),
-            stopped_at=_aware(d.get("stopped_at")),
-            breached_at=_aware(d.get("breached_at")),
-        )
 
 
 def start_clock(name: str, at: datetime, policy: SlaPolicy, calendar: BusinessCalendar) -> SlaClock:

@@ -6,25 +6,30 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from crm_contracts.regions import KNOWN_REGIONS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.problems import Problem
+from crm_runtime.revisions import RevisionConflict
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from cases import handlers
+from cases.adapters.documents import case_to_doc
 from cases.adapters.queue import ROW_FIELDS
-from cases.adapters.store import NO_DEADLINE, ConcurrentUpdate
-from cases.domain.procedure import SUPERVISOR_ACTIONS, Case, ChecklistIncomplete, DomainError, IllegalTransition
-
-READERS = ("agent", "supervisor", "region_admin", "auditor")
-STAFF = ("agent", "supervisor", "region_admin")
-SUPERVISORS = ("supervisor", "region_admin")
-
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
+from cases.adapters.store import NO_DEADLINE
+from cases.deps import CasesDeps
+from cases.domain.contacts import shown_kind
+from cases.domain.procedure import (
+    STAFF_COMMANDS,
+    SUPERVISOR_ACTIONS,
+    Case,
+    DomainError,
+)
+from cases.entrypoints.http_common import READERS, STAFF, SUPERVISORS, Text, domain_problem, jsonable
+from cases.entrypoints.http_contacts import contacts_router
 
 
 class Validate(BaseModel):
@@ -117,71 +122,62 @@ class Empty(BaseModel):
 
 Apply = Callable[[Case, Any, str, datetime], None]
 
-# path -> (domain action name, request model, how to run it on the case)
-ACTIONS: dict[str, tuple[str, type[BaseModel], Apply]] = {
-    "validate": ("validate", Validate, lambda c, b, a, t: c.validate(b.outcome, b.explanation, actor=a, at=t)),
-    "classify": ("classify", Classify, lambda c, b, a, t: c.classify(
+# route name (as in STAFF_COMMANDS and allowed_actions) -> (request model, how to run it on the case)
+ACTIONS: dict[str, tuple[type[BaseModel], Apply]] = {
+    "validate": (Validate, lambda c, b, a, t: c.validate(b.outcome, b.explanation, actor=a, at=t)),
+    "classify": (Classify, lambda c, b, a, t: c.classify(
         b.severity, b.category, procedure=b.procedure, reason=b.reason, actor=a, at=t)),
-    "override-severity": ("override_severity", OverrideSeverity,
+    "override-severity": (OverrideSeverity,
                           lambda c, b, a, t: c.override_severity(b.severity, reason=b.reason, actor=a, at=t)),
-    "assess": ("assess", Assess, lambda c, b, a, t: c.assess(b.nature, b.influence, notes=b.notes, actor=a, at=t)),
-    "assign": ("assign", Assign, lambda c, b, a, t: c.assign(b.department, b.assignee, actor=a, at=t)),
-    "reassign": ("reassign", Reassign,
+    "assess": (Assess, lambda c, b, a, t: c.assess(b.nature, b.influence, notes=b.notes, actor=a, at=t)),
+    "assign": (Assign, lambda c, b, a, t: c.assign(b.department, b.assignee, actor=a, at=t)),
+    "reassign": (Reassign,
                  lambda c, b, a, t: c.reassign(b.department, b.assignee, reason=b.reason, actor=a, at=t)),
-    "start-investigation": ("start_investigation", Empty, lambda c, b, a, t: c.start_investigation(actor=a, at=t)),
-    "findings": ("record_findings", Findings, lambda c, b, a, t: c.record_findings(
+    "start-investigation": (Empty, lambda c, b, a, t: c.start_investigation(actor=a, at=t)),
+    "findings": (Findings, lambda c, b, a, t: c.record_findings(
         responsible_department=b.responsible_department, root_cause=b.root_cause,
         written_findings=b.written_findings, responsible_post=b.responsible_post,
         responsible_person=b.responsible_person, evidence_attachment_ids=b.evidence_attachment_ids,
         actor=a, at=t)),
-    "legal-opinion": ("record_legal_opinion", Opinion,
+    "legal-opinion": (Opinion,
                       lambda c, b, a, t: c.record_legal_opinion(b.opinion, actor=a, at=t)),
-    "start-handling": ("start_handling", Handling, lambda c, b, a, t: c.start_handling(plan=b.plan, actor=a, at=t)),
-    "progress": ("report_progress", Progress,
+    "start-handling": (Handling, lambda c, b, a, t: c.start_handling(plan=b.plan, actor=a, at=t)),
+    "progress": (Progress,
                  lambda c, b, a, t: c.report_progress(b.message_to_customer, actor=a, at=t)),
-    "resolve": ("resolve", Resolve, lambda c, b, a, t: c.resolve(b.summary, actor=a, at=t)),
-    "customer-confirmation": ("confirm_by_customer", Confirmation,
+    "resolve": (Resolve, lambda c, b, a, t: c.resolve(b.summary, actor=a, at=t)),
+    "customer-confirmation": (Confirmation,
                               lambda c, b, a, t: c.confirm_by_customer(b.accepted, comment=b.comment, actor=a, at=t)),
-    "department-approval": ("approve_by_department", Note,
+    "department-approval": (Note,
                             lambda c, b, a, t: c.approve_by_department(note=b.note, actor=a, at=t)),
-    "close": ("close", Empty, lambda c, b, a, t: c.close(actor=a, at=t)),
-    "force-close": ("force_close", Reason, lambda c, b, a, t: c.force_close(b.reason, actor=a, at=t)),
-    "reopen": ("reopen", Reason, lambda c, b, a, t: c.reopen(b.reason, actor=a, at=t)),
-    "lesson": ("record_lesson", Lesson, lambda c, b, a, t: c.record_lesson(
+    "close": (Empty, lambda c, b, a, t: c.close(actor=a, at=t)),
+    "force-close": (Reason, lambda c, b, a, t: c.force_close(b.reason, actor=a, at=t)),
+    "reopen": (Reason, lambda c, b, a, t: c.reopen(b.reason, actor=a, at=t)),
+    "lesson": (Lesson, lambda c, b, a, t: c.record_lesson(
         root_cause=b.root_cause, responsible_department=b.responsible_department, improvement=b.improvement,
         actor=a, at=t)),
-    "escalate": ("escalate", Escalate, lambda c, b, a, t: c.escalate(b.reason, to=b.to, actor=a, at=t)),
-    "wait-for-customer": ("wait_for_customer", Reason,
+    "escalate": (Escalate, lambda c, b, a, t: c.escalate(b.reason, to=b.to, actor=a, at=t)),
+    "wait-for-customer": (Reason,
                           lambda c, b, a, t: c.wait_for_customer(b.reason, actor=a, at=t)),
-    "customer-responded": ("customer_responded", Note,
+    "customer-responded": (Note,
                            lambda c, b, a, t: c.customer_responded(message=b.note, actor=a, at=t)),
-    "on-site-response": ("record_on_site_response", Note,
-                         lambda c, b, a, t: c.record_on_site_response(actor=a, at=t)),
+    "on-site-response": (Note,
+                         lambda c, b, a, t: c.record_on_site_response(details=b.note, actor=a, at=t)),
 }
 
 
 def case_view(case: Case) -> dict[str, Any]:
-    doc = case.to_dict()
+    doc = case_to_doc(case)
+    doc["kind"] = shown_kind(case.kind_hint, case.kind_confidence)
     doc["allowed_actions"] = case.allowed_actions()
     doc["closure_checklist"] = case.closure_checklist()
-    return _jsonable(doc)
+    return jsonable(doc)
 
 
 def queue_row(doc: dict[str, Any]) -> dict[str, Any]:
     row = {k: doc.get(k) for k in ROW_FIELDS}
     if row["sla_due_at"] == NO_DEADLINE:
         row["sla_due_at"] = None
-    return _jsonable(row)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+    return jsonable(row)
 
 
 def _encode_cursor(doc: dict[str, Any]) -> str:
@@ -197,16 +193,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise Problem(422, "Invalid request", "The cursor is not one this API gave out.", field="cursor") from exc
 
 
-def domain_problem(exc: DomainError) -> Problem:
-    if isinstance(exc, IllegalTransition):
-        return Problem(409, "Not allowed now", str(exc), field=getattr(exc, "field", None) or "status")
-    if isinstance(exc, ChecklistIncomplete):
-        return Problem(409, "Closure checklist incomplete", str(exc), field="status",
-                       missing=list(getattr(exc, "missing", [])))
-    return Problem(422, "Refused", str(exc), field=getattr(exc, "field", None))
-
-
-def build_router(svc: handlers.CaseServices) -> APIRouter:
+def build_router(deps: CasesDeps) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["cases"])
 
     @router.get("/cases", summary="The queue: open cases of your regions, due first",
@@ -226,7 +213,7 @@ def build_router(svc: handlers.CaseServices) -> APIRouter:
         if region is not None:
             ensure_region(principal, region, action="read queue")
         regions = [region] if region else principal.region_filter() or sorted(KNOWN_REGIONS)
-        rows = await svc.cases.queue(
+        rows = await deps.cases.queue(
             {"status": status, "severity": severity, "category": category,
              "department": department, "assignee": assignee},
             regions=regions, due_before=sla_due_before,
@@ -236,7 +223,7 @@ def build_router(svc: handlers.CaseServices) -> APIRouter:
                 "next_cursor": _encode_cursor(page[-1]) if more and page else None}
 
     async def load(case_id: str, principal: Principal, action: str) -> Case:
-        case = await svc.cases.get(case_id)
+        case = await deps.cases.get(case_id)
         if case is None:
             raise Problem(404, "Not found", f"No case {case_id}.")
         ensure_region(principal, case.region, action=action)
@@ -246,18 +233,19 @@ def build_router(svc: handlers.CaseServices) -> APIRouter:
     async def detail(case_id: str, principal: Annotated[Principal, Depends(require_roles(*READERS))]) -> dict:
         return case_view(await load(case_id, principal, "read case"))
 
-    def add_action(path: str, action: str, model: type[BaseModel], apply: Apply) -> None:
+    def add_action(path: str, model: type[BaseModel], apply: Apply) -> None:
+        action = STAFF_COMMANDS[path]
         roles = SUPERVISORS if action in SUPERVISOR_ACTIONS else STAFF
 
         async def run(case_id: str, body: Any, principal: Any) -> dict:
             case = await load(case_id, principal, action)
-            at = svc.now()
+            at = deps.now()
             try:
                 updated = await handlers.act_on_case(
-                    svc, case.case_id, lambda c: apply(c, body, principal.subject, at))
+                    deps, case.case_id, lambda c: apply(c, body, principal.subject, at))
             except DomainError as exc:
                 raise domain_problem(exc) from exc
-            except ConcurrentUpdate as exc:
+            except RevisionConflict as exc:
                 raise Problem(409, "Changed meanwhile", "The case changed; reload and retry.") from exc
             return case_view(updated)
 
@@ -270,24 +258,8 @@ def build_router(svc: handlers.CaseServices) -> APIRouter:
                              summary=f"{action.replace('_', ' ').capitalize()}"
                                      + (" (supervisors)" if action in SUPERVISOR_ACTIONS else ""))
 
-    for path, (action, model, apply) in ACTIONS.items():
-        add_action(path, action, model, apply)
+    for path, (model, apply) in ACTIONS.items():
+        add_action(path, model, apply)
 
-    @router.post("/contacts/{contact_id}/open-case", tags=["contacts"],
-                 summary="Open a case from a consultation, suggestion or praise (staff decision)")
-    async def open_from_contact(contact_id: str,
-                                principal: Annotated[Principal, Depends(require_roles(*STAFF))]) -> dict:
-        contact = await svc.contacts.get(contact_id)
-        if contact is None:
-            raise Problem(404, "Not found", f"No contact {contact_id}.")
-        ensure_region(principal, contact["region"], action="open case")
-        if contact.get("case_id"):
-            raise Problem(409, "Already a case", f"Contact {contact_id} belongs to case {contact['case_id']}.")
-        case_id = await handlers.open_case_from_contact(
-            svc, {**contact, "contact_id": contact_id}, actor=principal.subject)
-        await svc.contacts.set(contact_id, case_id=case_id)
-        case = await svc.cases.get(case_id)
-        assert case is not None
-        return case_view(case)
-
+    router.include_router(contacts_router(deps, case_view))
     return router

@@ -9,14 +9,15 @@ from crm_contracts.events.surveys import SurveyCompleted
 from crm_runtime.kafka import Subscription
 
 from cases import handlers
+from cases.deps import CasesDeps
 
 
-def subscriptions(svc: handlers.CaseServices, *, contact_workers: int = 1) -> list[Subscription]:
+def subscriptions(deps: CasesDeps, *, contact_workers: int = 1) -> list[Subscription]:
     async def on_contact_received(event: CloudEvent, data: ContactReceived) -> None:
-        await handlers.on_contact_received(svc, data, event.id)
+        await handlers.on_contact_received(deps, data, event.id)
 
     async def on_survey_completed(event: CloudEvent, data: SurveyCompleted) -> None:
-        await handlers.on_survey_completed(svc, data)
+        await handlers.on_survey_completed(deps, data)
 
     return [
         Subscription(topics.INTAKE_CONTACTS, workers=contact_workers)

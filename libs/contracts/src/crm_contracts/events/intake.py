@@ -93,7 +93,9 @@ class ContactReceived(EventData):
     )
     customer_match: CustomerMatch
     kind_hint: KindHint
-    kind_confidence: float | None = Field(default=None, ge=0, le=1, description="How sure the kind hint is: 0 means unclassified.")
+    kind_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="How sure the kind hint is: 0 means unclassified."
+    )
     subject: str
     body: str
     attachments: list[Attachment] = Field(default_factory=list)

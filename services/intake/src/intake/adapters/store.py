@@ -16,9 +16,10 @@ from typing import Any
 from crm_contracts.events.intake import ContactReceived
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.rmw import read_modify_write
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
 from intake.domain.customers import DirectoryEntry, key_often_shared, newest_per_customer, supersedes
@@ -85,24 +86,29 @@ class MongoContactStore:
         keep_from = contact["received_at"] - DUPLICATE_WINDOW
         entry = {"contact_id": contact["_id"], "received_at": contact["received_at"],
                  "text": contact["normalised_text"], "duplicate_of": contact.get("duplicate_of")}
-        for attempt in range(20):
-            if attempt == 0 and customer_id in self._recent_read:
-                doc = self._recent_read.pop(customer_id)
+        cached = [self._recent_read.pop(customer_id)] if customer_id in self._recent_read else []
+
+        async def load() -> tuple[dict[str, Any], int] | None:
+            # The near-duplicate check has just read this document: the first round reuses it.
+            doc = cached.pop() if cached else await self.recent.find_one({"_id": customer_id})
+            return (doc, int(doc.get(REV, 0))) if doc is not None else None
+
+        def change(doc: dict[str, Any] | None) -> list[dict[str, Any]]:
+            kept = [c for c in (doc or {}).get("contacts", [])
+                    if c["received_at"] >= keep_from and c["contact_id"] != entry["contact_id"]][-19:]
+            return [*kept, entry]
+
+        async def save(contacts: list[dict[str, Any]], rev: int | None) -> None:
+            if rev is None:
+                await self.recent.insert_one({"_id": customer_id, "contacts": contacts, REV: 0})
             else:
-                doc = await self.recent.find_one({"_id": customer_id})
-            contacts = [c for c in (doc or {}).get("contacts", [])
-                        if c["received_at"] >= keep_from and c["contact_id"] != entry["contact_id"]][-19:]
-            try:
-                if doc is None:
-                    await self.recent.insert_one({"_id": customer_id, "contacts": [entry], REV: 0})
-                else:
-                    await write_revision(self.recent, customer_id, int(doc.get(REV, 0)),
-                                         {"$set": {"contacts": [*contacts, entry]}})
-                return
-            except (DuplicateKeyError, RevisionConflict):
-                continue  # another contact of this caller got there first: read it again
-        log.warning("recent contacts of a customer not updated: too many concurrent writers",
-                    extra={"contact_id": contact["_id"]})
+                await write_revision(self.recent, customer_id, rev, {"$set": {"contacts": contacts}})
+
+        try:
+            await read_modify_write(load, save, change, what=customer_id)
+        except RevisionConflict:
+            log.warning("recent contacts of a customer not updated: too many concurrent writers",
+                        extra={"contact_id": contact["_id"]})
 
     async def channel_stats(self, regions: list[str] | None, region: str | None,
                             from_: datetime, to: datetime) -> ChannelStats:

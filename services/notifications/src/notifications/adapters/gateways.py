@@ -1,7 +1,9 @@
 from __future__ import annotations
-from dataclasses import dataclass, field
+
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
 
 @dataclass(frozen=True)
 class OutboundMessage:

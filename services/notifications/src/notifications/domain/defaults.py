@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (message texts read better unbroken)
 """The default templates, version 1 of each (template id x language x channel).
 
 The subscription welcome and the milestone notice follow the industry material word for

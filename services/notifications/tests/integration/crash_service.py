@@ -26,7 +26,7 @@ DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 class FileProvider:
     async def send(self, message: OutboundMessage) -> SendResult:
-        with open(os.environ["PROVIDER_LOG"], "a", encoding="utf-8") as log:
+        with open(os.environ["PROVIDER_LOG"], "a", encoding="utf-8") as log:  # noqa: ASYNC230 (a test provider)
             log.write(json.dumps({"message_id": message.message_id, "to": message.to, "body": message.body},
                                  ensure_ascii=False) + "\n")
             log.flush()

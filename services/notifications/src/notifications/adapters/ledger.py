@@ -11,6 +11,7 @@ its members' statuses, so progress counts each accepted send exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with
 from crm_runtime.revisions import REV, RevisionConflict
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from notifications.adapters.store import bulk_update, insert_new
 
@@ -27,6 +29,7 @@ LEDGER = "ledger"
 LEDGER_INDEX = "ledger_index"
 BROADCASTS = "broadcasts"
 CHUNKS = "broadcast_chunks"
+STALE_CHUNKS = "broadcast_stale_chunks"
 CHUNK_SIZE = 500
 # The events a state change causes, fixed or computed from the document as it was.
 EventsFor = list[OutgoingEvent] | Callable[[dict[str, Any]], list[OutgoingEvent]]
@@ -44,6 +47,7 @@ class Ledger:
         self.index = db[LEDGER_INDEX]
         self.broadcasts = db[BROADCASTS]
         self.chunks = db[CHUNKS]
+        self.stale = db[STALE_CHUNKS]
         self.markers = db[MARKERS]
         self.outbox = outbox
 
@@ -143,6 +147,21 @@ class Ledger:
             counts[doc["status"]] = counts.get(doc["status"], 0) + 1
         await self.chunks.update_one({"_id": chunk["_id"]}, {"$set": {"counts": counts}})
         return counts
+
+    async def mark_stale(self, bid: str, n: int) -> None:
+        """A member of the chunk changed outside the runner (a receipt, a retry): the runner
+        recounts it soon. A marker per chunk (a unique insert), so a receipt storm costs one
+        recount per chunk, not one per receipt."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.stale.insert_one({"_id": f"{bid}#{n}", "bid": bid, "n": n})
+
+    async def recount_stale(self) -> int:
+        recounted = 0
+        async for marker in self.stale.find({}).limit(200):
+            await self.stale.delete_one({"_id": marker["_id"]})  # first: a change after this marks it again
+            await self.recount_chunk(marker["bid"], int(marker["n"]))
+            recounted += 1
+        return recounted
 
     async def progress(self, bid: str) -> dict[str, Any] | None:
         b = await self.broadcast(bid)

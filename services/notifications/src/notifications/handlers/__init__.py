@@ -90,7 +90,7 @@ def timer_handlers(deps: NotificationsDeps) -> dict[str, Any]:
         await dispatch(deps, mid)
         doc = await deps.ledger.get(mid)
         if doc and doc.get("broadcast_id") and doc.get("chunk") is not None:
-            await deps.ledger.recount_chunk(doc["broadcast_id"], int(doc["chunk"]))
+            await deps.ledger.mark_stale(doc["broadcast_id"], int(doc["chunk"]))
 
     async def on_broadcast(timer: dict[str, Any]) -> None:
         await start_broadcast(deps, timer["payload"]["id"])

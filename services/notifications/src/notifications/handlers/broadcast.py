@@ -29,7 +29,6 @@ from notifications.handlers.messages import apply_decision, customer_params, new
 log = logging.getLogger(__name__)
 
 BROADCAST_TIMER = "broadcast"
-ACTIVE = "active"  # the broadcasts document listing those under way
 SEND_CONCURRENCY = 32
 
 
@@ -95,7 +94,6 @@ async def plan_broadcast(deps: NotificationsDeps, intent: t.Intent, cause: Cloud
 async def start_broadcast(deps: NotificationsDeps, bid: str) -> None:
     """The broadcast's time came (a timer): hand it to the runner."""
     await deps.ledger.set_broadcast(bid, {"status": "running"})
-    await deps.ledger.broadcasts.update_one({"_id": ACTIVE}, {"$addToSet": {"ids": bid}}, upsert=True)
 
 
 async def run_broadcast(deps: NotificationsDeps, bid: str, lease: Lease | None = None) -> dict[str, int]:
@@ -122,7 +120,6 @@ async def run_broadcast(deps: NotificationsDeps, bid: str, lease: Lease | None =
         await deps.ledger.recount_chunk(bid, n)
         await deps.ledger.set_broadcast(bid, {"next_chunk": n + 1})
     await deps.ledger.set_broadcast(bid, {"status": "done", "finished_at": deps.clock()})
-    await deps.ledger.broadcasts.update_one({"_id": ACTIVE}, {"$pull": {"ids": bid}})
     progress = await deps.ledger.progress(bid)
     return dict((progress or {}).get("counts", {}))
 
@@ -131,11 +128,12 @@ async def run_active(deps: NotificationsDeps, lease: Lease) -> int:
     """One round of the runner: every broadcast under way, while holding the lease."""
     if not await lease.acquire_or_renew():
         return 0
-    doc = await deps.ledger.broadcasts.find_one({"_id": ACTIVE})
     ran = 0
-    for bid in list((doc or {}).get("ids", [])):
+    # One document per broadcast (a milestone): a small collection, so a scan is cheap.
+    for bid in [b["_id"] async for b in deps.ledger.broadcasts.find({"status": "running"}, {"_id": 1})]:
         await run_broadcast(deps, bid, lease)
         ran += 1
+    await deps.ledger.recount_stale()
     return ran
 
 

@@ -38,7 +38,7 @@ async def apply_receipt(deps: NotificationsDeps, receipt: Receipt) -> str:
     if moved is None:
         return "ignored"
     if doc.get("broadcast_id") and doc.get("chunk") is not None:
-        await deps.ledger.recount_chunk(doc["broadcast_id"], int(doc["chunk"]))
+        await deps.ledger.mark_stale(doc["broadcast_id"], int(doc["chunk"]))
     return str(moved["status"])
 
 

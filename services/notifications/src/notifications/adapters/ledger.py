@@ -52,7 +52,11 @@ class Ledger:
         self.outbox = outbox
 
     async def get(self, mid: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": mid}, {"outbox": 0})
+        # No projection: on FerretDB 1.x excluding a field made this read 3x slower.
+        doc = await self.collection.find_one({"_id": mid})
+        if doc is not None:
+            doc.pop("outbox", None)
+        return doc
 
     async def get_many(self, ids: Iterable[str], concurrency: int = 64) -> list[dict[str, Any]]:
         ids = list(ids)
@@ -71,12 +75,15 @@ class Ledger:
         return created
 
     async def transition(self, mid: str, allowed_from: Iterable[str], change: dict[str, Any],
-                         events: EventsFor | None = None, note: str | None = None) -> dict[str, Any] | None:
+                         events: EventsFor | None = None, note: str | None = None,
+                         current: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Move a message to a new state if it is in one of `allowed_from`; the document after,
-        or None when it was not (someone else moved it first: a repeat does nothing)."""
+        or None when it was not (someone else moved it first: a repeat does nothing).
+        `current`, the document as the caller just read it, saves a read; the revision claim
+        still refuses it if it is stale."""
         allowed = set(allowed_from)
-        for _ in range(30):
-            doc = await self.collection.find_one({"_id": mid}, {"outbox": 0})
+        for attempt in range(30):
+            doc = current if attempt == 0 and current is not None else await self.get(mid)
             if doc is None or doc.get("status") not in allowed:
                 return None
             now = datetime.now(UTC)
@@ -87,7 +94,7 @@ class Ledger:
                 await self.outbox.update(self.collection, mid, int(doc.get(REV, 0)), update, out)
             except RevisionConflict:
                 continue
-            return {**doc, **change}
+            return {**doc, **change, REV: int(doc.get(REV, 0)) + 1}
         raise RevisionConflict(mid)
 
     async def customer_history(self, customer_id: str, broadcast_ids: list[str]) -> list[dict[str, Any]]:

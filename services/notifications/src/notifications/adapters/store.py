@@ -314,4 +314,8 @@ class Caps:
         return int(doc.get("n", 0)) if doc else 0
 
     async def add(self, household: str, day: date) -> None:
-        await self.collection.update_one({"_id": f"{household}@{day.isoformat()}"}, {"$inc": {"n": 1}}, upsert=True)
+        key = {"_id": f"{household}@{day.isoformat()}"}
+        try:
+            await self.collection.update_one(key, {"$inc": {"n": 1}}, upsert=True)
+        except DuplicateKeyError:  # two first messages of the day at once: the other created it
+            await self.collection.update_one(key, {"$inc": {"n": 1}})

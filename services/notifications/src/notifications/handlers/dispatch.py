@@ -61,7 +61,7 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
         await deps.limiter.acquire(urgent=doc["message_class"] in (MessageClass.SERVICE, MessageClass.STAFF))
     attempt = int(doc.get("attempts", 0)) + 1
     marked = await deps.ledger.transition(mid, OPEN, {"status": "sending", "attempts": attempt},
-                                          note=f"attempt {attempt}")
+                                          note=f"attempt {attempt}", current=doc)
     if marked is None:
         return await _status(deps, mid)  # someone else took it
     gateway = deps.gateways.get(doc["channel"])
@@ -83,7 +83,7 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
         status = "delivered" if doc["channel"] == "staff" else "sent"
         await deps.ledger.transition(mid, ("sending",), {"status": status, "provider_ref": result.provider_ref,
                                                          "sent_at": now, "reason": None},
-                                     lambda d: events.sent(d, now))
+                                     lambda d: events.sent(d, now), current=doc)
         if doc.get("household"):
             await deps.caps.add(doc["household"], now.astimezone(deps.tz).date())
         return status

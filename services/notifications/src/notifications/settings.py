@@ -42,6 +42,7 @@ class NotificationsSettings(ServiceSettings):
     # Transient provider failures: attempts, and the first backoff (doubling).
     max_attempts: int = Field(5, ge=1, validation_alias="CRM_NOTIFICATIONS_MAX_ATTEMPTS")
     retry_backoff_s: float = Field(30.0, gt=0, validation_alias="CRM_NOTIFICATIONS_RETRY_BACKOFF_S")
+    retry_backoff_max_s: float = Field(3600.0, gt=0, validation_alias="CRM_NOTIFICATIONS_RETRY_BACKOFF_MAX_S")
 
     # Staff recipients: the region's supervisors by user id, {"shenzhen": ["sup-1"]}; a region
     # without a list notifies its supervisors' shared inbox (`role:supervisor@<region>`).

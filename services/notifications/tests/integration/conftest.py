@@ -27,7 +27,33 @@ def settings_for(stack, suffix: str, **extra) -> NotificationsSettings:
         CRM_CONSUMER_GROUP=f"crm-notifications{suffix}", CRM_JWT_SECRET=JWT_SECRET,
         CRM_OUTBOX_POLL_INTERVAL_S=0.1, CRM_TIMER_POLL_INTERVAL_S=0.2,
         CRM_NOTIFICATIONS_PROVIDER_TOKEN=PROVIDER_TOKEN, CRM_NOTIFICATIONS_SMS_RATE_PER_S=200,
-        CRM_NOTIFICATIONS_RETRY_BACKOFF_S=0.5, **extra)
+        CRM_NOTIFICATIONS_RETRY_BACKOFF_S=0.5, CRM_NOTIFICATIONS_RETRY_BACKOFF_MAX_S=2,
+        CRM_NOTIFICATIONS_MAX_ATTEMPTS=50, **extra)
+
+
+CONSUMED = (topics.PARTNER_CUSTOMERS, topics.PARTNER_UNITS, topics.PARTNER_SALES, topics.PARTNER_PROJECTS,
+            topics.CASES_CASES, topics.SURVEYS_SURVEYS)
+
+
+async def start_group_at_end(bootstrap: str, group: str) -> None:
+    """A test's service reads only what is produced from now on, not what earlier tests left
+    on the topics (a fresh group otherwise starts at the earliest offset)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # a consumer without subscriptions knows no topics yet
+        tps = [TopicPartition(t, p) for t in CONSUMED for p in (consumer.partitions_for_topic(t) or ())]
+        assert tps, "no partitions found for the consumed topics"
+        ends = await consumer.end_offsets(tps)
+        to_commit = {tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items() if offset > 0}
+        if to_commit:
+            consumer.assign(list(to_commit))
+            await consumer.commit(to_commit)
+    finally:
+        await consumer.stop()
 
 
 class FakeClock:
@@ -70,6 +96,18 @@ class RecordingGateway:
 
     def to(self, address: str) -> list[OutboundMessage]:
         return [m for m in self.sent if m.to == address]
+
+
+async def fresh_app(stack, clock: FakeClock, **extra):
+    """The service on its own database and consumer group, reading only new events, with
+    recording gateways and the test's clock."""
+    from crm_runtime.testing import unique_suffix
+    from notifications.bootstrap import create_app
+
+    suffix = unique_suffix()
+    await start_group_at_end(stack.bootstrap, f"crm-notifications{suffix}")
+    app = create_app(settings_for(stack, suffix, **extra))
+    return app, install(app, clock)
 
 
 def install(app, clock: FakeClock) -> dict[str, RecordingGateway]:

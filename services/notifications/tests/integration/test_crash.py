@@ -17,7 +17,7 @@ from crm_runtime.mongo import create_client
 from crm_runtime.testing import eventually, produce, unique_suffix
 from notifications.adapters.ledger import message_id
 
-from .conftest import JWT_SECRET, case_data, case_event, customer, upsert
+from .conftest import JWT_SECRET, case_data, case_event, customer, start_group_at_end, upsert
 
 pytestmark = pytest.mark.stack
 HERE = Path(__file__).parent
@@ -54,6 +54,7 @@ async def test_killed_between_acceptance_and_ledger_update_sends_nothing_twice(s
     c = customer()
     data = case_data(c["customer_id"])
     mid = message_id(f"ack:{data['case_id']}", c["customer_id"], "sms")
+    await start_group_at_end(stack.bootstrap, f"crm-notifications{suffix}")
     first = _start(stack, suffix, provider_log, kill=True)
     second = None
     try:
@@ -85,6 +86,10 @@ async def test_killed_between_acceptance_and_ledger_update_sends_nothing_twice(s
         for process in (first, second):
             if process is not None and process.poll() is None:
                 process.terminate()
-                process.wait(30)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:  # a slow graceful stop on a busy machine
+                    process.kill()
+                    process.wait(10)
         await client.drop_database(f"crm_notifications{suffix}")
         await client.close()

@@ -8,20 +8,18 @@ from datetime import date, datetime
 
 import pytest
 from crm_contracts import topics
-from crm_runtime.testing import eventually, make_event, produce, running_app, unique_suffix
+from crm_runtime.testing import eventually, make_event, produce, running_app
 from notifications.adapters.ledger import message_id
-from notifications.bootstrap import create_app
 from notifications.handlers import birthdays
 
-from .conftest import TZ, FakeClock, case_data, case_event, customer, install, settings_for, token, upsert
+from .conftest import TZ, FakeClock, case_data, case_event, customer, fresh_app, token, upsert
 
 pytestmark = pytest.mark.stack
 
 
 async def started(stack, at: datetime):
-    app = create_app(settings_for(stack, unique_suffix()))
     clock = FakeClock(at)
-    gateways = install(app, clock)
+    app, gateways = await fresh_app(stack, clock)
     return app, clock, gateways
 
 

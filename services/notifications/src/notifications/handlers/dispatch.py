@@ -92,7 +92,8 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
         await deps.ledger.transition(mid, ("sending",), {"status": "failed", "reason": error},
                                      lambda d: events.failed(d, error, now, attempts=attempt), note=error)
         return "failed"
-    retry_at = now + timedelta(seconds=deps.settings.retry_backoff_s * 2 ** (attempt - 1))
+    backoff = min(deps.settings.retry_backoff_s * 2 ** (attempt - 1), deps.settings.retry_backoff_max_s)
+    retry_at = now + timedelta(seconds=backoff)
     moved = await deps.ledger.transition(
         mid, ("sending",), {"status": "retrying", "reason": error, "due_at": retry_at},
         lambda d: events.failed(d, error, now, attempts=attempt, will_retry=True), note=f"retry at {retry_at}")

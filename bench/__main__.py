@@ -11,6 +11,9 @@ full-size run, rewrites `docs/benchmarks.md`. Benchmarks:
                      aiokafka produce; onboarding 1,000,000 customers vs raw aiokafka consume
                      (BENCH_INTAKE_BURST / BENCH_INTAKE_ONBOARDING=N set other sizes; they are
                      recorded with the command)
+  notifications      a milestone broadcast to 20,000 owners (planning time, rate handed to SMS
+                     against the configured rate); 1,000,000 customer.upserted into the
+                     directory vs raw consume and raw insert (BENCH_NOTIFICATIONS_* sizes)
 
 `--quick` runs ~10x smaller sizes as a smoke test and leaves docs/benchmarks.md alone
 (unless --docs is given). Benchmarks not run keep their section of docs/benchmarks.md.
@@ -28,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cases_bench, intake_bench, runtime
+from bench import cases_bench, intake_bench, notifications_bench, runtime
 from bench.common import ROOT, Section, Stopwatch, headline_table
 from bench.report import machine, write_docs
 
@@ -36,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Any, bool], Awaitable[Section]]] = {
     "runtime": runtime.run,
     "cases": cases_bench.run,
     "intake": intake_bench.run,
+    "notifications": notifications_bench.run,
 }
 
 

@@ -55,9 +55,9 @@ async def on_contact_received(deps: CasesDeps, data: ContactReceived, event_id: 
     await deps.contacts.record(contact_doc)
 
     case_id = await _case_for_contact(deps, data, proposal)
-    if case_id is None:
+    if case_id is None:  # work for staff: on their list before the contact counts as handled
         await deps.worklist.place(worklist_row({**contact_doc, "status": WorkStatus.UNANSWERED.value}), ())
-    if case_id is not None:
+    else:
         fact = dataclasses.replace(fact, case_id=case_id)
     query_key = coll.query_key(fact)
     if query_key is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from crm_contracts.events.partner import ForumPostPublished
+from crm_contracts.fields import MAX_YEAR, MIN_YEAR
 from crm_contracts.registry import ContractError, decode_json, parse_event, spec_for
 from crm_contracts.topics import PARTNER_TOPICS
 from crm_runtime.auth import Principal, ensure_region, require_roles
@@ -173,6 +174,9 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         for name, value in (("from", from_), ("to", to)):
             if value is not None and value.tzinfo is None:
                 raise Problem(422, "Invalid request", "Times need an offset, e.g. 2026-03-01T00:00:00+08:00.",
+                              field=name)
+            if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:  # year 1 - 30 days overflows
+                raise Problem(422, "Invalid request", f"Times are in the years {MIN_YEAR} to {MAX_YEAR}.",
                               field=name)
         start, end = handlers.stats_window(from_, to, datetime.now(UTC))
         stats = await deps.contacts.channel_stats(principal.region_filter(), region, start, end)

@@ -23,6 +23,7 @@ from crm_runtime.kafka import (
     subscribe_batch,
 )
 from crm_runtime.testing import eventually, make_event, wait_for_messages
+from prometheus_client import CollectorRegistry, Counter
 
 pytestmark = pytest.mark.stack
 
@@ -87,8 +88,11 @@ async def test_a_poison_message_ahead_of_a_valid_one_is_dead_lettered_once_and_t
 
     await produce_all(stack.bootstrap, topic, [POISON[label], call("valid-after")])
     broker = create_broker(stack.bootstrap, service=service)
+    violations = Counter("crm_contract_violations_total", "Contract violations", ["topic"],
+                         registry=CollectorRegistry())
     subscribe(broker, Subscription(topic).on(CALL, on_call), group_id=f"crm-{service}",
-              dead_letters=DeadLetters(broker, service), policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
+              dead_letters=DeadLetters(broker, service, violations=violations),
+              policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
     with caplog.at_level(logging.WARNING):
         await broker.start()
         try:
@@ -103,6 +107,7 @@ async def test_a_poison_message_ahead_of_a_valid_one_is_dead_lettered_once_and_t
     assert letter.headers["crm-dlq-error"].startswith("contract:")
     assert letter.headers["crm-dlq-attempts"] == "1"
     assert letter.headers["crm-dlq-original-offset"] == "0"
+    assert violations.labels(topic=topic)._value.get() == 1
     # One log line for the failure, no traceback.
     assert [r.message for r in caplog.records if r.message == "dead-lettered message"] == ["dead-lettered message"]
     assert not [r for r in caplog.records if r.exc_info]

@@ -74,7 +74,7 @@ def fuzz_environment(settings_cls: type[ServiceSettings], stack: Any) -> dict[st
     return values
 
 
-@pytest.fixture(scope="module", params=SERVICES)
+@pytest.fixture(scope="session", params=SERVICES)
 def service(request: pytest.FixtureRequest, stack: Any, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[RunningService]:
     """The service as `make run` starts it (uvicorn, its own process, so generating requests

@@ -55,6 +55,7 @@ async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     return {tp: meta.offset for tp, meta in offsets.items()}
 
 
+@pytest.mark.timeout(900)
 async def test_hostile_events_are_dead_lettered_once_and_valid_ones_behind_them_applied(
         stack, service: RunningService, fuzz_counts: dict[str, int]):
     specs = events_consumed_by(service.name)

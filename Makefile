@@ -58,6 +58,9 @@ token: install ## A development bearer token: make token ROLE=supervisor REGIONS
 bench: provision ## Benchmarks against the embedded stack; results in docs/benchmarks.md
 	$(BIN)/python -m bench
 
+fuzz: provision ## Fuzz every service: schemathesis on HTTP, hostile events on Kafka (~10 min; not in make test)
+	CRM_FUZZ=1 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider -W ignore::DeprecationWarning
+
 redrive: install ## Put dead letters back: make redrive SERVICE=cases
 	$(BIN)/crm-redrive --service $(SERVICE)
 

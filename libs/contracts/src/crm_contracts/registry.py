@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -144,12 +145,43 @@ def events_consumed_by(service: str) -> list[EventSpec]:
     return [spec for spec in _SPECS if service in spec.consumers]
 
 
+MAX_DEPTH = 64
+"""How deeply objects and arrays may nest in an event. Real events nest three or four
+levels; a deeper one is hostile or broken, and refusing it here, by name, keeps a decoder
+or a store from failing on it later with an error nobody catches."""
+
+
 def parse_event(raw: bytes | str | dict[str, Any]) -> tuple[CloudEvent, BaseModel]:
     """Validate a structured-mode CloudEvent and its payload against the registered model.
 
     Returns the envelope and the typed payload; raises ContractError naming the field at
     fault, e.g. `data.channel: Input should be 'hotline', 'forum', 'front_desk' or 'letter'`.
+    Every failure is a ContractError, whatever broke inside (a RecursionError, an
+    OverflowError...): a consumer dead-letters it once instead of retrying it forever.
     """
+    try:
+        return _parse_event(raw)
+    except ContractError:
+        raise
+    except Exception as exc:  # e.g. RecursionError, OverflowError deep in a validator
+        raise ContractError(f"the event cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """JSON text to Python values, for gateways that accept events or arrays of them:
+    ContractError for anything that is not UTF-8 JSON nested at most MAX_DEPTH + 1 deep
+    (an array of events adds a level)."""
+    try:
+        value = _loads(raw)
+        _check_depth(value, MAX_DEPTH + 1)
+        return value
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise ContractError(f"the body cannot be read ({type(exc).__name__})") from None
+
+
+def _parse_event(raw: bytes | str | dict[str, Any]) -> tuple[CloudEvent, BaseModel]:
     document = _decode(raw)
     try:
         event = CloudEvent.model_validate(document)
@@ -163,7 +195,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> tuple[CloudEvent, BaseMode
     return event, data
 
 
-def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+def _loads(raw: bytes | str | Any) -> Any:
     if isinstance(raw, bytes | bytearray):
         try:
             raw = raw.decode("utf-8")
@@ -171,14 +203,46 @@ def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
             raise ContractError(f"the event is not UTF-8 text ({exc.reason})") from None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            return json.loads(raw)
+        except RecursionError:
+            raise ContractError(f"the event nests deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:
-            raise ContractError(f"the event is not JSON: {exc}") from None
+            raise ContractError(f"the event is not JSON: {str(exc)[:200]}") from None
+    return raw
+
+
+def _decode(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    raw = _loads(raw)
     if not isinstance(raw, dict):
         raise ContractError(
             f"the event must be a JSON object (a structured-mode CloudEvent), got {_json_kind(raw)}"
         )
+    _check_depth(raw, MAX_DEPTH)
     return raw
+
+
+def _check_depth(value: Any, limit: int) -> None:
+    """ContractError naming the top-level path (`data.notes`) under which `value` nests
+    objects or arrays deeper than `limit`; iterative, so no depth can overflow it."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[tuple[str, Any]] = ((f"{path}.{k}" if path else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            children = ((f"{path}[{i}]", v) for i, v in enumerate(node))
+        else:
+            continue
+        if depth > limit:
+            field = _top_path(path)
+            raise ContractError(f"{field}: nested deeper than {limit} levels", field=field)
+        stack.extend((child, depth + 1, child_path) for child_path, child in children
+                     if isinstance(child, dict | list))
+
+
+def _top_path(path: str) -> str:
+    # The first two steps name the field (`data.notes`, `[3].data`); the rest is the attack.
+    return ".".join(re.findall(r"\[\d+\]|[^.\[]+", path)[:2]).replace(".[", "[") or "(event)"
 
 
 def _json_kind(value: Any) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -118,18 +119,35 @@ class Subscription:
 
 
 class DeadLetters:
-    """Writes what a service could not process to its dead-letter topic."""
+    """Writes what a service could not process to its dead-letter topic, each message once.
 
-    def __init__(self, broker: KafkaBroker, service: str, metrics: Counter | None = None):
+    A message already dead-lettered by this process (same topic, partition and offset) is
+    not sent again when its batch is delivered again, e.g. after a later message of the
+    batch failed: the retry of a batch must not multiply its dead letters. Only a crash
+    between dead-lettering and committing sends one twice (the new process cannot know).
+    """
+
+    REMEMBERED = 100_000  # offsets kept, oldest forgotten first: far more than a batch retry needs
+
+    def __init__(self, broker: KafkaBroker, service: str, metrics: Counter | None = None,
+                 violations: Counter | None = None):
         self.broker = broker
         self.topic = dlq_topic(service)
         self.service = service
         self.metrics = metrics
+        self.violations = violations
+        self._sent: OrderedDict[tuple[str, int, int], None] = OrderedDict()
 
     async def send(self, msg: Any, reason: str, attempts: int) -> None:
         await self.send_record(msg.raw_message, reason, attempts)
 
+    def already_sent(self, record: Any) -> bool:
+        return (record.topic, record.partition, record.offset) in self._sent
+
     async def send_record(self, record: Any, reason: str, attempts: int) -> None:
+        position = (record.topic, record.partition, record.offset)
+        if position in self._sent:
+            return
         headers = {
             "crm-dlq-original-topic": record.topic,
             "crm-dlq-original-partition": str(record.partition),
@@ -145,13 +163,36 @@ class DeadLetters:
         # acks=all: once this returns, the dead letter is stored and the offset may be committed.
         await self.broker.publish(record.value or b"", topic=self.topic, key=record.key,
                                   headers=headers)
+        self._sent[position] = None
+        if len(self._sent) > self.REMEMBERED:
+            self._sent.popitem(last=False)
         if self.metrics is not None:
             self.metrics.labels(topic=record.topic).inc()
+        if self.violations is not None and reason.startswith(CONTRACT_REASON):
+            self.violations.labels(topic=record.topic).inc()
         log.warning(
             "dead-lettered message",
             extra={"topic": record.topic, "partition": record.partition,
                    "offset": record.offset, "attempts": attempts, "reason": reason[:500]},
         )
+
+
+CONTRACT_REASON = "contract: "
+
+
+def read_event(body: bytes | None) -> tuple[CloudEvent, Any] | str:
+    """The validated event and its payload, or the reason (`contract: ...`) it breaks the
+    contract. Never raises: whatever fails while reading a message is the message's fault,
+    and retrying a message cannot change it, so it must not stall the partition."""
+    body = body or b""
+    if len(body) > MAX_EVENT_BYTES:
+        return f"{CONTRACT_REASON}message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+    try:
+        return parse_event(body)
+    except ContractError as exc:
+        return f"{CONTRACT_REASON}{exc}"
+    except Exception as exc:  # parse_event converts everything; this is the last guard
+        return f"{CONTRACT_REASON}{type(exc).__name__}: {str(exc)[:500]}"
 
 
 def subscribe(
@@ -176,17 +217,13 @@ def subscribe(
 
     async def consume(msg: KafkaMessage) -> None:
         record: Any = msg.raw_message  # one ConsumerRecord: this subscriber is not a batch one
-        body: bytes = record.value or b""
-        if len(body) > MAX_EVENT_BYTES:
-            await dead_letters.send(
-                msg, f"contract: message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
-                attempts=1)
+        if dead_letters.already_sent(record):
+            return  # dead-lettered, then the commit failed: this is the same message again
+        parsed = read_event(record.value)
+        if isinstance(parsed, str):
+            await dead_letters.send(msg, parsed, attempts=1)
             return
-        try:
-            event, data = parse_event(body)
-        except ContractError as exc:
-            await dead_letters.send(msg, f"contract: {exc}", attempts=1)
-            return
+        event, data = parsed
         handler = handlers.get(event.type)
         if handler is None:
             if event.type not in ignored:
@@ -247,16 +284,13 @@ def subscribe_batch(
         records: Any = msg.raw_message
         batch: list[tuple[CloudEvent, Any, Any]] = []
         for record in records if isinstance(records, tuple) else (records,):
-            body = record.value or b""
-            if len(body) > MAX_EVENT_BYTES:
-                await dead_letters.send_record(
-                    record, f"contract: message of {len(body)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", 1)
+            if dead_letters.already_sent(record):
+                continue  # this delivery is a retry of a batch that failed after dead-lettering it
+            parsed = read_event(record.value)
+            if isinstance(parsed, str):
+                await dead_letters.send_record(record, parsed, 1)
                 continue
-            try:
-                event, data = parse_event(body)
-            except ContractError as exc:
-                await dead_letters.send_record(record, f"contract: {exc}", 1)
-                continue
+            event, data = parsed
             if event.type in subscription.event_types:
                 batch.append((event, data, record))
         if not batch:

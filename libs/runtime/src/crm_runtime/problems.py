@@ -65,6 +65,13 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": detail, "instance": request.url.path, "errors": errors}
         return JSONResponse(body, status_code=422, media_type=PROBLEM_JSON)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, never the caller's fault: the same problem+json shape as every other error,
+        # no detail that could leak data; Starlette still logs the traceback.
+        return problem_response(Problem(500, "Internal error", "The service failed; the error is logged."),
+                                request)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}.get(

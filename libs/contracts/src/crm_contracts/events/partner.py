@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_contracts.events.common import EventData, Language
-from crm_contracts.fields import AwareDatetime, NonEmptyStr
+from crm_contracts.fields import AwareDatetime, DurationSeconds, NonEmptyStr, OptionalPhone, Phone
 
 
 class UnitRef(BaseModel):
@@ -58,7 +58,7 @@ class SalesSpecialist(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: NonEmptyStr
-    phone: NonEmptyStr
+    phone: Phone
 
 
 class ContractSigned(EventData):
@@ -160,9 +160,9 @@ class HotlineCallRecorded(EventData):
     """The call-centre telephony recorded a hotline call, with the agent's summary."""
 
     call_id: NonEmptyStr
-    caller_phone: NonEmptyStr
+    caller_phone: Phone
     started_at: AwareDatetime
-    duration_s: int = Field(ge=0)
+    duration_s: DurationSeconds
     agent_id: str | None = None
     summary: str
     recording_url: str | None = None
@@ -173,7 +173,7 @@ class ForumPostPublished(EventData):
 
     post_id: NonEmptyStr
     author: NonEmptyStr = Field(description="The forum user name.")
-    author_phone: str | None = None
+    author_phone: OptionalPhone = None
     title: str
     body: str
     url: NonEmptyStr

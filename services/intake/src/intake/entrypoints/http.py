@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from crm_contracts.events.partner import ForumPostPublished
-from crm_contracts.registry import ContractError, parse_event, spec_for
+from crm_contracts.fields import MAX_YEAR, MIN_YEAR
+from crm_contracts.registry import ContractError, decode_json, parse_event, spec_for
 from crm_contracts.topics import PARTNER_TOPICS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.kafka import publish_event
@@ -169,6 +169,9 @@ def build_router(deps: IntakeDeps) -> APIRouter:
             if value is not None and value.tzinfo is None:
                 raise Problem(422, "Invalid request", "Times need an offset, e.g. 2026-03-01T00:00:00+08:00.",
                               field=name)
+            if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:  # year 1 - 30 days overflows
+                raise Problem(422, "Invalid request", f"Times are in the years {MIN_YEAR} to {MAX_YEAR}.",
+                              field=name)
         start, end = handlers.stats_window(from_, to, datetime.now(UTC))
         stats = await deps.contacts.channel_stats(principal.region_filter(), region, start, end)
         return {"region": region, "from": start.isoformat(), "to": end.isoformat(), "total": stats.total,
@@ -204,9 +207,10 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         principal: Annotated[Principal, Depends(require_roles("partner", "region_admin"))],
     ) -> JSONResponse:
         try:
-            payload = json.loads(await request.body())
-        except ValueError as exc:
-            raise Problem(422, "Invalid request", "The body is not JSON.", field="body") from exc
+            payload = decode_json(await request.body())
+        except ContractError as exc:  # not JSON, or nested deeper than any event
+            raise Problem(422, "Invalid request", f"The body is not usable JSON: {exc}",
+                          field=exc.field or "body") from exc
         items = payload if isinstance(payload, list) else [payload]
         if not items or len(items) > 500:
             raise Problem(422, "Invalid request", "Send 1 to 500 events.", field="body")
@@ -271,11 +275,11 @@ def forum_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def _verify_forum_signature(body: bytes, timestamp: str, signature: str, secret: str, max_age_s: int) -> None:
     try:
-        sent_at = int(timestamp)
-    except ValueError as exc:
+        age = abs(time.time() - int(timestamp))
+    except (ValueError, OverflowError) as exc:  # a huge number cannot be compared with the clock
         raise Problem(401, "Invalid signature", "X-Forum-Timestamp must be unix seconds.",
                       field="X-Forum-Timestamp") from exc
-    if abs(time.time() - sent_at) > max_age_s:
+    if age > max_age_s:
         raise Problem(401, "Stale request", f"The timestamp is more than {max_age_s}s away from now.",
                       field="X-Forum-Timestamp")
     if not hmac.compare_digest(forum_signature(secret, timestamp, body), signature):

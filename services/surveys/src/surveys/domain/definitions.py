@@ -70,7 +70,8 @@ ANNUAL_DIMENSIONS = ("overall", "loyalty", "repurchase", "recommendation", "ongo
 
 _DEFINITIONS: tuple[Definition, ...] = (
     Definition("case_return_visit", 1, "投诉处理回访", "Return visit after your complaint", (
-        _scale(OVERALL, "您对本次投诉的处理结果是否满意？", "How satisfied are you with how your complaint was handled?"),
+        _scale(OVERALL, "您对本次投诉的处理结果是否满意？",
+               "How satisfied are you with how your complaint was handled?"),
         _scale("timeliness", "您对处理的及时性是否满意？", "How satisfied are you with how quickly it was handled?"),
         _scale("attitude", "您对工作人员的服务态度是否满意？", "How satisfied are you with our staff's attitude?"),
         Question("resolved", QuestionType.CHOICE, "您反映的问题是否已经解决？", "Has your problem been solved?",
@@ -86,7 +87,8 @@ _DEFINITIONS: tuple[Definition, ...] = (
         _COMMENT,
     )),
     Definition("sales_return_visit", 1, "签约回访", "Return visit after signing", (
-        _scale(OVERALL, "您对本次购房签约的服务是否满意？", "How satisfied are you with the service when you signed?"),
+        _scale(OVERALL, "您对本次购房签约的服务是否满意？",
+               "How satisfied are you with the service when you signed?"),
         _scale("specialist_service", "您对置业顾问的服务是否满意？",
                "How satisfied are you with your sales consultant?"),
         _scale("contract_explanation", "合同条款是否解释清楚？您是否满意？",
@@ -96,16 +98,19 @@ _DEFINITIONS: tuple[Definition, ...] = (
         _COMMENT,
     )),
     Definition("living_3_months", 1, "入住三个月回访", "Three months in your new home", (
-        _scale(OVERALL, "入住三个月，您对新家总体是否满意？", "After three months, how satisfied are you with your home?"),
+        _scale(OVERALL, "入住三个月，您对新家总体是否满意？",
+               "After three months, how satisfied are you with your home?"),
         _scale("property_management", "您对物业服务是否满意？", "How satisfied are you with the property management?"),
         _scale("amenities", "您对小区配套设施是否满意？", "How satisfied are you with the amenities?"),
         _scale("engineering_quality", "您对房屋质量是否满意？", "How satisfied are you with the quality of your home?"),
-        Question("open_issues", QuestionType.CHOICE, "目前是否有待维修的问题？", "Is anything still waiting to be repaired?",
+        Question("open_issues", QuestionType.CHOICE, "目前是否有待维修的问题？",
+                 "Is anything still waiting to be repaired?",
                  options=(Option("none", "没有", "Nothing"), Option("some", "有", "Yes"))),
         _COMMENT,
     )),
     Definition("inspection_1_year", 1, "交付一周年质量回访", "One-year quality inspection", (
-        _scale(OVERALL, "交付一年，您对房屋质量总体是否满意？", "After one year, how satisfied are you with your home's quality?"),
+        _scale(OVERALL, "交付一年，您对房屋质量总体是否满意？",
+               "After one year, how satisfied are you with your home's quality?"),
         _scale("engineering_quality", "您对墙面、门窗、水电等工程质量是否满意？",
                "How satisfied are you with walls, doors, windows, plumbing and wiring?"),
         _scale("repair_service", "您对保修服务是否满意？", "How satisfied are you with the warranty repairs?"),

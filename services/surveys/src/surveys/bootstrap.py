@@ -7,6 +7,8 @@ service shape from `crm_runtime.app`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
@@ -26,17 +28,22 @@ answered by phone, at a home visit or on the customer's own signed page; results
 `survey.completed`; coverage per project and product type; the annual campaign."""
 
 
-def build_deps(ctx: ServiceContext, settings: SurveysSettings) -> SurveysDeps:
-    return SurveysDeps(
+def build_deps(ctx: ServiceContext, settings: SurveysSettings,
+               clock: Callable[[], datetime] | None = None) -> SurveysDeps:
+    deps = SurveysDeps(
         surveys=store.SurveyStore(ctx.db, ctx.outbox), directory=store.Directory(ctx.db),
         worklist=Worklist(ctx.db), coverage=store.CoverageStore(ctx.db), campaigns=store.CampaignStore(ctx.db),
         timers=ctx.timers, policy=settings.policy, link_secret=settings.link_secret,
     )
+    if clock is not None:  # tests move time; the timers follow the same clock
+        deps.now = clock
+        ctx.timers.clock = clock
+    return deps
 
 
-def wire(settings: SurveysSettings):
+def wire(settings: SurveysSettings, clock: Callable[[], datetime] | None = None):
     def _wire(ctx: ServiceContext) -> Wiring:
-        deps = build_deps(ctx, settings)
+        deps = build_deps(ctx, settings, clock)
 
         async def start_indexes() -> None:
             await store.ensure_indexes(ctx.db)
@@ -65,6 +72,6 @@ async def _run_campaign(deps: SurveysDeps, timer: dict) -> None:
     await campaign.run(deps, timer)
 
 
-def create_app(settings: SurveysSettings | None = None) -> FastAPI:
+def create_app(settings: SurveysSettings | None = None, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
     settings = settings or SurveysSettings()
-    return create_service_app(settings, title="CRM surveys", description=DESCRIPTION, wire=wire(settings))
+    return create_service_app(settings, title="CRM surveys", description=DESCRIPTION, wire=wire(settings, clock))

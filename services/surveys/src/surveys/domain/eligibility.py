@@ -7,7 +7,9 @@ In this order:
 3. no customer, nor household, surveyed twice within the quiet period;
 4. no satisfaction survey while the same customer has a complaint open: it is held and
    falls due after the complaint closes.
-The case return visit is a step of the complaint procedure itself: it follows only rule 1.
+The case return visit is a step of the complaint procedure itself: it follows only rule 1,
+and does not count as a survey for the quiet period of the others (a survey held for the
+complaint falls due after it closes, right when its return visit is made).
 """
 
 from __future__ import annotations

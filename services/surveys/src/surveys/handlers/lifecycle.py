@@ -146,7 +146,8 @@ async def settle(deps: SurveysDeps, doc: dict[str, Any], before: dict[str, Any] 
     if before is not None and on_worklist and before["due_at"] != doc["due_at"]:
         await deps.worklist.remove(before, rev)
     if status == "scheduled":
-        await deps.directory.remember_survey(doc["customer_id"], doc.get("household"), sid, doc["due_at"])
+        if doc["kind"] != "case_return_visit":  # a step of the complaint, not a satisfaction survey
+            await deps.directory.remember_survey(doc["customer_id"], doc.get("household"), sid, doc["due_at"])
         if on_worklist:
             await deps.worklist.place(doc, rev)
         p = planned_of(doc)

@@ -9,6 +9,7 @@ household: the first co-owner read gets it, the others count as already surveyed
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
     counts: Counter[str] = Counter()
     due: Counter[str] = Counter()
     inserted = 0
+    writing: asyncio.Future[int] | None = None
     async for customer in deps.directory.region_customers(region):
         units = customer.get("units") or []
         if not units:
@@ -80,13 +82,15 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
             await deps.directory.add_survey_id(customer["_id"], doc["_id"])  # released with the complaint
         batch.append((doc, outgoing))
         if len(batch) >= BATCH:
-            inserted += await deps.surveys.insert_many(batch)
+            # One batch is stored while the next is prepared: the store and Python work side by side.
+            inserted += await writing if writing else 0
+            writing = asyncio.ensure_future(deps.surveys.insert_many(batch))
             batch = []
-    inserted += await deps.surveys.insert_many(batch)
-    for key, n in due.items():
-        _, kind, project, product_type = key.split("|")
-        await deps.coverage.count({"_id": cid, "region": region, "kind": kind, "project": project,
-                                   "product_type": product_type}, "due", n, once=f"{cid}:due")
+    inserted += (await writing if writing else 0) + await deps.surveys.insert_many(batch)
+    # One counter per project and product type, each its own document: side by side.
+    await asyncio.gather(*(deps.coverage.count(
+        {"_id": cid, "region": region, "kind": "annual", "project": key.split("|")[2],
+         "product_type": key.split("|")[3]}, "due", n, once=f"{cid}:due") for key, n in due.items()))
     starts = campaign["starts_at"]
     sample = annual_survey(deps.policy, region=region, year=year, customer_id="-", starts_at=starts,
                            project=None, building=None, unit=None, product_type=None)

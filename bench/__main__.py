@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cases_bench, intake_bench, runtime
+from bench import cases_bench, intake_bench, runtime, surveys_bench
 from bench.common import ROOT, Section, Stopwatch, headline_table
 from bench.report import machine, write_docs
 
@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[Any, bool], Awaitable[Section]]] = {
     "runtime": runtime.run,
     "cases": cases_bench.run,
     "intake": intake_bench.run,
+    "surveys": surveys_bench.run,
 }
 
 

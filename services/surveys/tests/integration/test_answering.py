@@ -107,7 +107,7 @@ async def test_the_self_service_page_resumes_a_draft_then_refuses_its_reused_lin
     assert 'name="q_overall" value="2" checked' in resumed.text
     bad = await surveys.post(path, content="q_overall=6&action=submit",
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert bad.status_code == 422 and "1 to 5" in bad.text
+    assert bad.status_code == 422 and "请选择范围内的分值" in bad.text
     done = await surveys.post(path, content="q_attitude=2&q_resolved=no&q_comment=还是漏&action=submit",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert done.status_code == 200 and "感谢" in done.text
@@ -156,3 +156,35 @@ async def test_an_unanswered_survey_is_reminded_then_expires_and_its_link_with_i
     assert expired.json()["data"]["kind"] == "repair_return_visit"
     page = await surveys.get(path)
     assert page.status_code == 410
+
+
+async def test_coverage_counts_visits_due_and_done_per_project_and_product_type(stack, surveys):
+    project = uid("覆盖")
+    long_ago = datetime.now(UTC) - timedelta(days=800)
+    visits = []
+    for n in range(5):
+        cust = await customer(stack, units=[(project, "1", f"{n}01")])
+        await known(surveys, cust)
+        await send(stack, topics.PARTNER_UNITS, "crm.partner.unit.delivered.v1", {
+            "customer_id": cust, "project": project, "building": "1", "unit": f"{n}01",
+            "delivered_at": iso(long_ago), "fit_out": "bare"})
+        await customer_surveys(surveys, cust, count=2)  # the delivery visits: the home's product type is known
+        await send(stack, topics.PARTNER_REPAIRS, "crm.partner.repair.work-order-completed.v1", {
+            "work_order_id": uid("wo"), "customer_id": cust, "project": project, "building": "1",
+            "unit": f"{n}01", "category": "wall", "completed_at": iso(datetime.now(UTC))})
+        found = await customer_surveys(surveys, cust, count=3)
+        visits.append(next(v for v in found if v["kind"] == "repair_return_visit"))
+
+    async def row() -> dict | None:
+        r = await surveys.get("/v1/coverage", params={"region": "shenzhen", "kind": "repair_return_visit"},
+                              headers=token())
+        return next((i for i in r.json()["items"] if i["project"] == project), None)
+
+    before = await row()
+    assert before == {**before, "product_type": "bare", "due": 5, "done": 0, "meets_target": False}
+    for i, visit in enumerate(visits):
+        r = await surveys.post(f"/v1/surveys/{visit['survey_id']}/answers", headers=token(), json={
+            "mode": "phone", "answers": {"overall": 5 - i % 2, "repair_quality": 4, "timeliness": 4, "fixed": "yes"}})
+        assert r.status_code == 200, r.text
+    after = await row()
+    assert after is not None and after["done"] == 5 and after["households_done"] == 5 and after["meets_target"]

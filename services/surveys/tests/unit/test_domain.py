@@ -33,7 +33,7 @@ def test_a_score_of_6_is_refused_naming_the_question():
     d = definitions.current("case_return_visit")
     with pytest.raises(answers.InvalidAnswer) as err:
         answers.validate(d, {"overall": 6}, complete=False)
-    assert err.value.question == "overall"
+    assert (err.value.question, err.value.code) == ("overall", "range")
 
 
 @pytest.mark.parametrize("bad", [{"nope": 3}, {"resolved": "maybe"}, {"timeliness": "abc"}, {"overall": True}])

@@ -15,12 +15,14 @@ MAX_TEXT = 2000
 
 
 class InvalidAnswer(ValueError):
-    """An answer the definition does not allow; `question` names it."""
+    """An answer the definition does not allow; `question` names it, `code` says why
+    (unknown, number, range, choice, text, length, required) for a page in any language."""
 
-    def __init__(self, question: str, message: str):
+    def __init__(self, question: str, message: str, code: str = "invalid"):
         super().__init__(f"{question}: {message}")
         self.question = question
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -35,14 +37,14 @@ class Result:
 
 def _as_int(question: str, value: Any) -> int:
     if isinstance(value, bool):
-        raise InvalidAnswer(question, "must be a whole number")
+        raise InvalidAnswer(question, "must be a whole number", "number")
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise InvalidAnswer(question, "must be a whole number")
+    raise InvalidAnswer(question, "must be a whole number", "number")
 
 
 def validate(definition: Definition, answers: dict[str, Any], *, complete: bool) -> dict[str, Any]:
@@ -52,34 +54,35 @@ def validate(definition: Definition, answers: dict[str, Any], *, complete: bool)
     for question_id, value in answers.items():
         question = definition.question(question_id)
         if question is None:
-            raise InvalidAnswer(question_id, f"is not a question of {definition.kind} v{definition.version}")
+            raise InvalidAnswer(question_id, f"is not a question of {definition.kind} v{definition.version}",
+                                    "unknown")
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if question.type is QuestionType.SCALE:
             number = _as_int(question_id, value)
             if not 1 <= number <= 5:
-                raise InvalidAnswer(question_id, f"must be 1 to 5, not {number}")
+                raise InvalidAnswer(question_id, f"must be 1 to 5, not {number}", "range")
             clean[question_id] = number
         elif question.type is QuestionType.NPS:
             number = _as_int(question_id, value)
             if not 0 <= number <= 10:
-                raise InvalidAnswer(question_id, f"must be 0 to 10, not {number}")
+                raise InvalidAnswer(question_id, f"must be 0 to 10, not {number}", "range")
             clean[question_id] = number
         elif question.type is QuestionType.CHOICE:
             allowed = [o.id for o in question.options]
             if value not in allowed:
-                raise InvalidAnswer(question_id, f"must be one of {', '.join(allowed)}")
+                raise InvalidAnswer(question_id, f"must be one of {', '.join(allowed)}", "choice")
             clean[question_id] = value
         else:
             if not isinstance(value, str):
-                raise InvalidAnswer(question_id, "must be text")
+                raise InvalidAnswer(question_id, "must be text", "text")
             if len(value) > MAX_TEXT:
-                raise InvalidAnswer(question_id, f"must be at most {MAX_TEXT} characters")
+                raise InvalidAnswer(question_id, f"must be at most {MAX_TEXT} characters", "length")
             clean[question_id] = value.strip()
     if complete:
         for question in definition.questions:
             if question.required and question.id not in clean:
-                raise InvalidAnswer(question.id, "is required")
+                raise InvalidAnswer(question.id, "is required", "required")
     return clean
 
 

@@ -46,6 +46,14 @@ TEXT = {
            "closed": "Survey closed", "closed_detail": "This survey no longer needs an answer.",
            "other_lang": "中文", "low": "very dissatisfied", "high": "very satisfied"},
 }
+# Why an answer was refused, as the customer reads it (InvalidAnswer.code).
+ANSWER_ERRORS = {
+    "zh-CN": {"range": "请选择范围内的分值", "number": "请选择一个分值", "choice": "请选择一个选项",
+              "required": "此题必答", "length": "内容过长（最多 2000 字）"},
+    "en": {"range": "please choose a score in the range", "number": "please choose a score",
+           "choice": "please choose one option", "required": "this question needs an answer",
+           "length": "too long (2,000 characters at most)"},
+}
 STYLE = """body{font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;
 background:#f5f6f8;color:#222}main{max-width:34rem;margin:0 auto;padding:1rem}h1{font-size:1.3rem}
 fieldset{border:0;background:#fff;border-radius:.6rem;margin:0 0 .8rem;padding:.8rem}legend{font-weight:600;
@@ -147,7 +155,8 @@ def build_router(deps: SurveysDeps) -> APIRouter:
         except InvalidAnswer as exc:
             q = d.question(exc.question)
             label = q.text(lang) if q else exc.question
-            return form(doc, token, lang, values=values, error=f"{label} — {exc.message}", status=422)
+            reason = ANSWER_ERRORS[lang].get(exc.code, exc.message)
+            return form(doc, token, lang, values=values, error=f"{label} — {reason}", status=422)
         except WrongState as exc:
             return refused(lang, "used" if exc.status == "completed" else "closed")
         t = TEXT[lang]

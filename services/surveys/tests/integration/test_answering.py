@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_contracts import topics
+from crm_runtime.testing import eventually
 
 from .conftest import customer, customer_surveys, iso, known, send, survey_events, token, uid
 
@@ -175,16 +176,17 @@ async def test_coverage_counts_visits_due_and_done_per_project_and_product_type(
         found = await customer_surveys(surveys, cust, count=3)
         visits.append(next(v for v in found if v["kind"] == "repair_return_visit"))
 
-    async def row() -> dict | None:
+    async def row(**expected) -> dict | None:
         r = await surveys.get("/v1/coverage", params={"region": "shenzhen", "kind": "repair_return_visit"},
                               headers=token())
-        return next((i for i in r.json()["items"] if i["project"] == project), None)
+        found = next((i for i in r.json()["items"] if i["project"] == project), None)
+        return found if found and all(found[k] == v for k, v in expected.items()) else None
 
-    before = await row()
-    assert before == {**before, "product_type": "bare", "due": 5, "done": 0, "meets_target": False}
+    before = await eventually(lambda: row(due=5), timeout=20)  # counted just after each survey is stored
+    assert before == {**before, "product_type": "bare", "done": 0, "households_done": 0, "meets_target": False}
     for i, visit in enumerate(visits):
         r = await surveys.post(f"/v1/surveys/{visit['survey_id']}/answers", headers=token(), json={
             "mode": "phone", "answers": {"overall": 5 - i % 2, "repair_quality": 4, "timeliness": 4, "fixed": "yes"}})
         assert r.status_code == 200, r.text
-    after = await row()
-    assert after is not None and after["done"] == 5 and after["households_done"] == 5 and after["meets_target"]
+    after = await row(done=5)
+    assert after is not None and after["households_done"] == 5 and after["meets_target"] and after["due"] == 5

@@ -21,11 +21,8 @@ from surveys.handlers import inbound
 # Every case event carries the case's state; these are the ones surveys reads.
 CASE_TYPES = tuple(t for t, spec in EVENT_TYPES.items()
                    if spec.topic == topics.CASES_CASES and issubclass(spec.data_model, CaseEventBase))
-# Seen on the topics above, deliberately not acted on.
-IGNORED_TYPES = (
-    "crm.cases.collective-incident.detected.v1",
-    "crm.partner.project.milestone-reached.v1",
-)
+# Seen on the topics above, deliberately not acted on (an incident's cases carry their own state).
+IGNORED_TYPES = ("crm.cases.collective-incident.detected.v1",)
 
 
 def batch_subscriptions(deps: SurveysDeps) -> list[BatchSubscription]:

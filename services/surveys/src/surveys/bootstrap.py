@@ -1,25 +1,77 @@
-"""Wiring of the surveys service: settings, adapters and subscriptions, built on demand
-(`uvicorn --factory surveys.bootstrap:create_app`); nothing runs at import time."""
+"""Wiring of the surveys service (`uvicorn --factory surveys.bootstrap:create_app`).
+
+Nothing runs at import time: `create_app` builds the stores, the subscriptions, the
+timers (due dates, reminders, expiry, the annual campaign) and the routers on the shared
+service shape from `crm_runtime.app`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
-from crm_runtime.settings import ServiceSettings
 from fastapi import FastAPI
 
+from surveys.adapters import store
+from surveys.adapters.worklist import Worklist
+from surveys.deps import SurveysDeps
+from surveys.entrypoints import http, kafka, page
+from surveys.handlers import answering, campaign
+from surveys.settings import SurveysSettings
 
-class Settings(ServiceSettings):
-    service_name: str = "surveys"
+DESCRIPTION = """Return visits and satisfaction surveys along the customer journey: scheduled from
+case, repair, sales and delivery events on the industry's timetable, with its exclusions
+(consent, major complaints, renovation, not moved in, quiet period, open complaints);
+answered by phone, at a home visit or on the customer's own signed page; results as
+`survey.completed`; coverage per project and product type; the annual campaign."""
 
 
-def wire(ctx: ServiceContext) -> Wiring:
-    return Wiring()
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(),
-        title="CRM surveys",
-        description=__doc__ or "",
-        wire=wire,
+def build_deps(ctx: ServiceContext, settings: SurveysSettings,
+               clock: Callable[[], datetime] | None = None) -> SurveysDeps:
+    deps = SurveysDeps(
+        surveys=store.SurveyStore(ctx.db, ctx.outbox), directory=store.Directory(ctx.db),
+        worklist=Worklist(ctx.db), coverage=store.CoverageStore(ctx.db), campaigns=store.CampaignStore(ctx.db),
+        timers=ctx.timers, policy=settings.policy, link_secret=settings.link_secret,
     )
+    if clock is not None:  # tests move time; the timers follow the same clock
+        deps.now = clock
+        ctx.timers.clock = clock
+    return deps
+
+
+def wire(settings: SurveysSettings, clock: Callable[[], datetime] | None = None):
+    def _wire(ctx: ServiceContext) -> Wiring:
+        deps = build_deps(ctx, settings, clock)
+
+        async def start_indexes() -> None:
+            await store.ensure_indexes(ctx.db)
+
+        return Wiring(
+            subscriptions=kafka.subscriptions(deps),
+            batch_subscriptions=kafka.batch_subscriptions(deps),
+            routers=[http.build_router(deps), page.build_router(deps)],
+            outbox_collections=[store.SURVEYS],
+            timer_handlers={
+                "survey.check": partial(answering.on_check, deps),
+                "survey.remind": partial(answering.on_remind, deps),
+                "survey.expire": partial(answering.on_expire, deps),
+                "campaign.run": partial(_run_campaign, deps),
+                "campaign.remind": partial(campaign.remind, deps),
+                "campaign.close": partial(campaign.close, deps),
+            },
+            on_startup=[start_indexes],
+            ignore_types=kafka.IGNORED_TYPES,
+        )
+
+    return _wire
+
+
+async def _run_campaign(deps: SurveysDeps, timer: dict) -> None:
+    await campaign.run(deps, timer)
+
+
+def create_app(settings: SurveysSettings | None = None, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    settings = settings or SurveysSettings()
+    return create_service_app(settings, title="CRM surveys", description=DESCRIPTION, wire=wire(settings, clock))

@@ -41,6 +41,11 @@ class SurveyBase(EventData):
     building: str | None = None
     unit: str | None = None
     due_at: AwareDatetime
+    # Additions to v1 (optional, so older producers and consumers stay valid).
+    product_type: str | None = Field(
+        default=None, description="The home's product type (for coverage), e.g. bare or finished."
+    )
+    campaign_id: str | None = Field(default=None, description="The annual campaign, if any.")
 
     @model_validator(mode="after")
     def _names_its_subject(self) -> Self:
@@ -54,6 +59,21 @@ class SurveyScheduled(SurveyBase):
     """A survey is due; the customer is told a week before the visit."""
 
     notice_at: AwareDatetime | None = Field(default=None, description="When to tell the customer.")
+    # Additions to v1.
+    opens_at: AwareDatetime | None = Field(
+        default=None, description="From when the visit may be made; due_at is its deadline."
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="After this the survey expires unanswered."
+    )
+    definition_version: int | None = Field(default=None, ge=1, description="The questions it asks.")
+    answer_path: str | None = Field(
+        default=None,
+        description="The self-service page (/s/<signed single-use token>) to send the customer.",
+    )
+    reminder: int = Field(
+        default=0, ge=0, description="0 when first scheduled; n for the n-th reminder to answer."
+    )
 
 
 class ExclusionReason(StrEnum):
@@ -84,6 +104,11 @@ class SurveyCompleted(SurveyBase):
     method: Literal["phone", "home_visit", "online"] | None = None
     comment: str | None = None
     completed_at: AwareDatetime
+    # Additions to v1.
+    definition_version: int | None = Field(default=None, ge=1, description="The questions answered.")
+    answers: dict[str, str] = Field(
+        default_factory=dict, description="Single-choice answers: question id -> option id."
+    )
 
     @model_validator(mode="after")
     def _not_both(self) -> Self:

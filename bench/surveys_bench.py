@@ -1,0 +1,253 @@
+"""Surveys benchmarks on the embedded stack (FerretDB 1.24 + Kafka 4.1):
+
+1. scheduling the annual survey of one region of 200,000 owners: the campaign reads the
+   region's customers and homes, decides each owner's eligibility and stores every survey
+   with its `survey.scheduled` event in the outbox, next to the store's raw bulk-insert
+   rate (the same owners' documents inserted with `insert_many`) in the same run. The
+   relay publishing those events to Kafka afterwards is not timed;
+2. the agents' visit worklist (`GET /v1/worklist`) at 10,000 and 1,000,000 stored
+   surveys, p50/p99, and the ratio: it must stay flat as surveys pile up.
+
+    .venv/bin/python -m bench.surveys_bench [--quick]
+
+`--quick` uses 20,000 owners and 2,000 / 20,000 surveys (a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from crm_contracts import topics
+from crm_devstack.pytest_plugin import start_stack
+from crm_devstack.topics import ensure_topics
+from crm_runtime.auth import issue_token
+from crm_runtime.leases import Timers
+from crm_runtime.mongo import create_client
+from crm_runtime.outbox import Outbox
+from crm_runtime.testing import unique_suffix
+from pymongo.errors import BulkWriteError
+from surveys.adapters import store
+from surveys.adapters.worklist import ROW_FIELDS, Worklist, due_day
+from surveys.bootstrap import create_app
+from surveys.deps import SurveysDeps
+from surveys.handlers import campaign
+from surveys.settings import SurveysSettings
+
+from bench.common import percentile
+
+SECRET = "bench-secret-of-at-least-thirty-two-bytes"
+REGIONS = ["shenzhen", "shanghai", "beijing", "tianjin", "chengdu", "shenyang"]
+# The open visits are those of a few weeks, whatever the history: the first 10,000 surveys
+# hold them (10 %: some 170 a region), the next 990,000 are history (answered, expired, excluded).
+OPEN_SHARE = 0.10
+KINDS = ["case_return_visit", "repair_return_visit", "sales_return_visit", "living_3_months", "inspection_1_year"]
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def insert_all(collection: Any, docs: list[dict[str, Any]], chunk: int = 5000) -> None:
+    for i in range(0, len(docs), chunk):
+        try:
+            await collection.insert_many(docs[i:i + chunk], ordered=False)
+        except BulkWriteError:
+            pass  # re-run on the same data
+
+
+def owners(count: int, region: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The region's archive as the directory stores it: customers and their homes."""
+    customers, homes = [], []
+    now = datetime.now(UTC)
+    for i in range(count):
+        project, building, unit = f"项目{i % 120}", str(i // 120 % 30 + 1), f"{i:07d}"
+        key = f"{project}|{building}|{unit}"
+        customers.append({"_id": f"owner-{i:07d}", "region": region, "consent": i % 25 != 0, "known": True,
+                          "units": [{"key": key, "project": project, "building": building, "unit": unit}],
+                          "as_of": now})
+        homes.append({"_id": key, "region": region, "project": project, "building": building, "unit": unit,
+                      "customer_ids": [f"owner-{i:07d}"], "fit_out": "bare" if i % 3 else "finished"})
+    return customers, homes
+
+
+async def campaign_benchmark(stack: Any, count: int) -> tuple[list[str], dict[str, float]]:
+    suffix = unique_suffix()
+    client = create_client(stack.mongodb_url, app_name="bench")
+    db = client[f"crm_surveys{suffix}"]
+    customers, homes = owners(count, "wuhan")
+    progress(f"raw insert_many of {count:,} customers and {count:,} homes")
+    t = time.perf_counter()
+    await insert_all(db[store.CUSTOMERS], customers)
+    await insert_all(db[store.HOMES], homes)
+    raw_s = time.perf_counter() - t
+    deps = SurveysDeps(surveys=store.SurveyStore(db, Outbox(db)), directory=store.Directory(db),
+                       worklist=Worklist(db), coverage=store.CoverageStore(db), campaigns=store.CampaignStore(db),
+                       timers=Timers(db["timers"], "bench"), policy=SurveysSettings().policy, link_secret=SECRET)
+    progress(f"annual campaign over {count:,} owners")
+    t = time.perf_counter()
+    started = await campaign.start(deps, "wuhan", 2026, "bench")
+    counts = await campaign.run(deps, {"payload": {"campaign_id": started["_id"]}})
+    campaign_s = time.perf_counter() - t
+    stored = await db[store.SURVEYS].estimated_document_count()
+    assert stored == count, f"{stored} surveys for {count} owners"
+    await client.drop_database(db.name)
+    await client.close()
+    raw_rate, rate = 2 * count / raw_s, count / campaign_s
+    lines = [
+        "| path | documents | seconds | documents/s |", "|---|---|---|---|",
+        f"| raw `insert_many` (5,000 a call): the region's customers and homes | {2 * count:,} | {raw_s:.1f} "
+        f"| {raw_rate:,.0f} |",
+        f"| annual campaign: read the region, decide, store each survey with its event (500 a call, "
+        f"plus the relay's markers) | {count:,} | {campaign_s:.1f} | {rate:,.0f} |",
+        "", f"Outcome: {counts}. Ratio (campaign surveys/s / raw documents/s): {rate / raw_rate:.3f}; each survey "
+        "is two documents written (the survey with its outbox entry, and the relay's marker) after two full "
+        "reads of the region.",
+    ]
+    return lines, {"platform": rate, "raw": raw_rate}
+
+
+async def generate(db: Any, start: int, count: int, open_share: float) -> None:
+    """Store `count` surveys as the service stores them, and the worklist rows of the open
+    ones in their region/day buckets (the shapes of surveys.adapters.worklist)."""
+    now = datetime.now(UTC)
+    rng = random.Random(start)
+    docs: list[dict[str, Any]] = []
+    buckets: dict[str, dict[str, Any]] = {}
+    for i in range(start, start + count):
+        sid = f"sv-bench-{i:08d}"
+        region = REGIONS[i % len(REGIONS)]
+        is_open = rng.random() < open_share
+        opens = now - timedelta(minutes=rng.randint(0, 10 * 24 * 60))
+        due = opens + timedelta(days=7)
+        doc = {"_id": sid, "survey_id": sid, "kind": rng.choice(KINDS), "region": region,
+               "customer_id": f"c{i}", "case_id": f"case-{i}", "project": f"项目{i % 300}", "building": "1",
+               "unit": str(i), "opens_at": opens, "due_at": due, "expires_at": due + timedelta(days=7),
+               "status": "scheduled" if is_open else rng.choice(["completed", "expired", "excluded"]),
+               "definition_version": 1, "rev": 0}
+        docs.append(doc)
+        if is_open:
+            buckets.setdefault(f"{region}|{due_day(due)}", {})[sid] = {**{k: doc.get(k) for k in ROW_FIELDS},
+                                                                      "rev": 0}
+    await insert_all(db[store.SURVEYS], docs)
+    index = db["worklist_index"]
+    for bucket_id, rows in buckets.items():
+        await index.update_one({"_id": bucket_id}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
+                                                    "$setOnInsert": {"rev": 0}}, upsert=True)
+    for region in REGIONS:
+        days = {int(b.split("|")[1]) for b in buckets if b.startswith(region + "|")}
+        old = await index.find_one({"_id": f"days:{region}"})
+        merged = sorted(days | set(old["days"] if old else []))
+        await index.update_one({"_id": f"days:{region}"}, {"$set": {"days": merged}, "$setOnInsert": {"rev": 0}},
+                               upsert=True)
+
+
+async def measure_worklist(app: Any, rounds: int) -> dict[str, tuple[float, float]]:
+    headers = {"Authorization": "Bearer " + issue_token(SECRET, sub="bench", roles=["agent"], regions=["*"])}
+    queries = {"first page, one region": {"region": "shenzhen", "limit": 50},
+               "due today or overdue": {"region": "shanghai", "due": "today", "limit": 50},
+               "200 rows": {"region": "beijing", "limit": 200}}
+    results = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        for name, params in queries.items():
+            timings = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                r = await client.get("/v1/worklist", params=params, headers=headers)
+                timings.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200 and r.json()["items"], r.text
+            results[name] = (statistics.median(timings), percentile(timings, 99))
+    return results
+
+
+async def worklist_benchmark(stack: Any, small: int, large: int, rounds: int) -> tuple[list[str], float]:
+    suffix = unique_suffix()
+    client = create_client(stack.mongodb_url, app_name="bench")
+    db = client[f"crm_surveys{suffix}"]
+    app = create_app(SurveysSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
+                                     CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=SECRET, CRM_LOG_LEVEL="WARNING"))
+    progress(f"generating {small:,} surveys")
+    t = time.perf_counter()
+    await generate(db, 0, small, OPEN_SHARE)
+    gen_small = time.perf_counter() - t
+    progress("measuring the worklist")
+    at_small = await measure_worklist(app, rounds)
+    progress(f"generating {large - small:,} more surveys")
+    t = time.perf_counter()
+    await generate(db, small, large - small, 0.0)  # history: answered, expired, excluded
+    gen_large = time.perf_counter() - t
+    progress("measuring the worklist")
+    at_large = await measure_worklist(app, rounds)
+    lines = [f"| query | p50 at {small:,} | p99 at {small:,} | p50 at {large:,} | p99 at {large:,} | p99 ratio |",
+             "|---|---|---|---|---|---|"]
+    ratios = []
+    for name in at_small:
+        (a50, a99), (b50, b99) = at_small[name], at_large[name]
+        ratios.append(b99 / a99)
+        lines.append(f"| {name} | {a50:.1f} ms | {a99:.1f} ms | {b50:.1f} ms | {b99:.1f} ms | {b99 / a99:.2f} |")
+    lines += ["", f"Generating the surveys (documents and worklist buckets, bulk inserts): {gen_small:.0f} s for "
+              f"{small:,}, {gen_large:.0f} s for the next {large - small:,}. {OPEN_SHARE:.0%} of the first {small:,} "
+              "are open (due over ten days), the rest is history: the open visits are the same at both sizes, "
+              f"the stored surveys grow {large // small}-fold."]
+    await client.drop_database(db.name)
+    await client.close()
+    return lines, max(ratios)
+
+
+def sizes(quick: bool) -> tuple[int, int, int, int]:
+    return (20_000, 2_000, 20_000, 20) if quick else (200_000, 10_000, 1_000_000, 50)
+
+
+async def run(stack: Any, quick: bool) -> Any:
+    """The `surveys` section of `python -m bench`."""
+    from bench.common import Headline, Section, Stopwatch
+
+    region_owners, small, large, rounds = sizes(quick)
+    clock = Stopwatch()
+    section = Section("surveys", "Surveys: the annual campaign and the visit worklist",
+                      sizes=f"campaign of {region_owners:,} owners, worklist at {small:,} and {large:,} surveys")
+    campaign_lines, rates = await campaign_benchmark(stack, region_owners)
+    worklist_lines, _ = await worklist_benchmark(stack, small, large, rounds)
+    section.headlines = [Headline("surveys: annual campaign", "surveys stored with their events (surveys/s)",
+                                  rates["platform"], "raw insert_many (documents/s)", rates["raw"], unit="per s")]
+    section.details = ["**The annual campaign of one region**", "", *campaign_lines, "",
+                       "**The visit worklist** (`GET /v1/worklist`, p50/p99 over repeated calls)", "",
+                       *worklist_lines]
+    section.about = __doc__ or ""
+    section.seconds = clock.s
+    return section
+
+
+async def main_async(quick: bool) -> str:
+    region_owners, small, large, rounds = sizes(quick)
+    t = time.perf_counter()
+    stack = await asyncio.to_thread(start_stack)
+    await ensure_topics(stack.bootstrap, list(topics.ALL_TOPICS))
+    try:
+        campaign_lines, _ = await campaign_benchmark(stack, region_owners)
+        worklist_lines, _ = await worklist_benchmark(stack, small, large, rounds)
+    finally:
+        for cleanup in reversed(stack._cleanup):
+            cleanup()
+    command = "python -m bench.surveys_bench" + (" --quick" if quick else "")
+    out = ["### Surveys: the annual campaign", "", *campaign_lines, "", "### Surveys: the visit worklist", "",
+           *worklist_lines, "", f"Whole run: {time.perf_counter() - t:.0f} s (`{command}`)."]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(asyncio.run(main_async(args.quick)))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_contracts import topics
 
-from reporting.adapters.store import Generation
+from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
 from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, shard_id, year_cell
@@ -21,6 +22,8 @@ MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVE
 YEAR_TOPICS = (topics.SURVEYS_SURVEYS,)
 GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS, topics.PARTNER_CUSTOMERS)
 
+
+Source = Generation | SnapshotView  # the live read models, or a month-close copy of them
 
 # -------------------------------------------------------------------------------- write
 
@@ -58,18 +61,18 @@ class Scope:
         return clean(self.department) if self.department else ALL
 
 
-async def cell_shards(gen: Generation, cell: str, feeding: tuple[str, ...]) -> list[dict[str, Any]]:
+async def cell_shards(gen: Source, cell: str, feeding: tuple[str, ...]) -> list[dict[str, Any]]:
     """Every shard of a cell (one per source partition that feeds it), read by _id."""
     partitions = await gen.source_partitions()
     ids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
     return list((await gen.read(gen.shards, ids)).values())
 
 
-async def counters(gen: Generation, cell: str, feeding: tuple[str, ...], slice_: str = ALL) -> dict[str, int]:
+async def counters(gen: Source, cell: str, feeding: tuple[str, ...], slice_: str = ALL) -> dict[str, int]:
     return sum_counters(await cell_shards(gen, cell, feeding), slice_)
 
 
-async def kpi_inputs(gen: Generation, scope: Scope) -> tuple[kpis.Inputs, list[dict[str, Any]]]:
+async def kpi_inputs(gen: Source, scope: Scope) -> tuple[kpis.Inputs, list[dict[str, Any]]]:
     """What the KPIs of one scope are computed from; also the month cell's shards (every
     department's slice, for the monthly report)."""
     region, project = scope.region, scope.project
@@ -88,7 +91,7 @@ async def kpi_inputs(gen: Generation, scope: Scope) -> tuple[kpis.Inputs, list[d
     return inputs, month_docs
 
 
-async def kpi_report(gen: Generation, scope: Scope, targets: Mapping[str, kpis.Target]) -> dict[str, Any]:
+async def kpi_report(gen: Source, scope: Scope, targets: Mapping[str, kpis.Target]) -> dict[str, Any]:
     inputs, _ = await kpi_inputs(gen, scope)
     return {"region": scope.region, "month": scope.month, "project": scope.project,
             "department": scope.department, "generation": gen.name,
@@ -111,7 +114,7 @@ def department_rows(month_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-async def monthly_complaints(gen: Generation, scope: Scope, targets: Mapping[str, kpis.Target]) -> dict[str, Any]:
+async def monthly_complaints(gen: Source, scope: Scope, targets: Mapping[str, kpis.Target]) -> dict[str, Any]:
     """The complaint monthly report (投诉月报): one section per table."""
     inputs, month_docs = await kpi_inputs(gen, scope)
     rows = kpis.compute(inputs, targets)
@@ -144,7 +147,7 @@ def _share(m: Mapping[str, int], part: str, base: str) -> float | None:
     return m.get(part, 0) / m[base] if m.get(base) else None
 
 
-async def drill(gen: Generation, scope: Scope, counter: str) -> dict[str, Any]:
+async def drill(gen: Source, scope: Scope, counter: str) -> dict[str, Any]:
     """The ids (cases, contacts, surveys, work orders ...) behind one counter of a scope."""
     if counter.startswith("annual:"):
         cell, feeding = year_cell(scope.region, scope.month[:4], scope.project), YEAR_TOPICS
@@ -158,3 +161,35 @@ async def drill(gen: Generation, scope: Scope, counter: str) -> dict[str, Any]:
         found.extend((doc.get("ids", {}).get(scope.slice) or {}).get(counter, []))
     total = (await counters(gen, cell, feeding, scope.slice)).get(counter, 0)
     return {"counter": counter, "count": total, "ids": sorted(set(found)), "complete": len(set(found)) >= total}
+
+
+# --------------------------------------------------------------------------- month close
+
+
+def snapshot_id(region: str, month: str) -> str:
+    return f"{region}|{month}"
+
+
+async def close_month(gen: Generation, region: str, month: str, closed_by: str) -> dict[str, Any]:
+    """Copy the month's cells (every department's slice, the region and each known
+    project), its year cell and the gauges, with the offsets they reflect: "as reported at
+    month close" stays answerable after late events restate the month."""
+    partitions = await gen.source_partitions(max_age_s=0)
+    region_gauge = await counters(gen, gauge_cell(region), GAUGE_TOPICS)
+    projects = [k.removeprefix("projects:") for k in region_gauge if k.startswith("projects:")]
+    cells = [(month_cell(region, month), MONTH_TOPICS), (year_cell(region, month[:4]), YEAR_TOPICS),
+             (gauge_cell(region), GAUGE_TOPICS)]
+    for project in projects:
+        cells += [(month_cell(region, month, project), MONTH_TOPICS),
+                  (year_cell(region, month[:4], project), YEAR_TOPICS), (gauge_cell(region, project), GAUGE_TOPICS)]
+    sids = [shard_id(cell, t, p) for cell, feeding in cells for t in feeding for p in partitions.get(t, ())]
+    shards, ids = await asyncio.gather(gen.read(gen.shards, sids), gen.read(gen.ids, sids))
+    offsets: dict[tuple[str, int], int] = {(t, p): -1 for t, ps in partitions.items() for p in ps}
+    for sid, doc in shards.items():
+        topic, partition = sid.split("|")[-2:]  # <cell>|<topic>|<partition>
+        offsets[(topic, int(partition))] = max(offsets.get((topic, int(partition)), -1), doc["applied_offset"])
+    # Lists, not maps keyed by shard: topic names hold dots, which field names may not.
+    return {"_id": snapshot_id(region, month), "region": region, "month": month, "generation": gen.name,
+            "closed_at": datetime.now(UTC).isoformat(), "closed_by": closed_by,
+            "offsets": [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(offsets.items())],
+            "shards": list(shards.values()), "ids": list(ids.values())}

@@ -144,3 +144,33 @@ async def test_every_batch_redelivered_counts_once(stack, suffix, reporting, wor
         await eventually(lambda: group_caught_up(stack.bootstrap, group, list(consumed_topics())), timeout=120)
         assert await kpis(again) == before
     assert await kpis(reporting, project=world.project) == await kpis(reporting, project=world.project)
+
+
+async def test_a_late_event_restates_its_month_but_not_the_month_close(stack, reporting, world):
+    closer = token(roles=["supervisor"])
+    r = await reporting.post("/v1/reports/month-close", json={"region": "shenzhen", "month": scenario.MARCH},
+                             headers=closer)
+    assert r.status_code == 201, r.text
+    assert any(o["topic"] == "crm.intake.contacts.v1" and o["offset"] >= 0 for o in r.json()["offsets"])
+    again = await reporting.post("/v1/reports/month-close", json={"region": "shenzhen", "month": scenario.MARCH},
+                                 headers=closer)
+    assert again.status_code == 200 and again.json()["closed_at"] == r.json()["closed_at"]
+    # Today, a letter received in March reaches us.
+    late = scenario.Scenario()
+    late.contact("letter", scenario.at(3, 28))
+    await late.events.publish(stack.bootstrap)
+
+    async def restated():
+        return (await kpis(reporting))["contacts"]["value"] == 11
+
+    await eventually(restated, timeout=60)
+    closed = await kpis(reporting, as_of="close")
+    assert closed["contacts"]["value"] == 10
+    assert closed["channel_mix"]["counts"]["letter"] == 2
+    assert (await kpis(reporting))["channel_mix"]["counts"]["letter"] == 3
+    report = await reporting.get("/v1/reports/monthly-complaints", headers=token(),
+                                 params={"region": "shenzhen", "month": scenario.MARCH, "as_of": "close"})
+    assert {c["channel"]: c["contacts"] for c in report.json()["channels"]}["letter"] == 2
+    r = await reporting.get("/v1/kpis", params={"region": "shenzhen", "month": scenario.APRIL, "as_of": "close"},
+                            headers=token())
+    assert r.status_code == 404 and r.json()["errors"][0]["field"] == "as_of"

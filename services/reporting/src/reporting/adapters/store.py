@@ -114,3 +114,23 @@ class ReadModels:
 
     async def snapshot(self, _id: str) -> Doc | None:
         return await self.snapshots.find_one({"_id": _id})
+
+
+class SnapshotView:
+    """A month-close snapshot read like a generation: the shards it copied, nothing newer."""
+
+    def __init__(self, doc: Doc):
+        self.doc = doc
+        self.name = f"snapshot:{doc['_id']}"
+        self.shards: dict[str, Doc] = {d["_id"]: d for d in doc["shards"]}
+        self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
+        self.entities: dict[str, Doc] = {}
+
+    async def read(self, collection: dict[str, Doc], ids: Iterable[str]) -> dict[str, Doc]:
+        return {i: collection[i] for i in ids if i in collection}
+
+    async def source_partitions(self, max_age_s: float = 0.0) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for item in self.doc["offsets"]:
+            found.setdefault(item["topic"], []).append(int(item["partition"]))
+        return found

@@ -106,11 +106,12 @@ def _fold_case(f: Facts, event: CloudEvent, d: Any) -> None:
             f["closing_department"] = d.department or f.get("department")
     elif kind == "sla-breached":
         breaches = dict(f.get("breaches") or {})
-        breaches.setdefault(f"{d.clock}@{d.due_at.isoformat()}", d.occurred_at.isoformat())
+        # keys are stored field names: no dots, so the due time goes in as epoch seconds
+        breaches.setdefault(f"{clean(d.clock)}@{int(d.due_at.timestamp())}", d.occurred_at.isoformat())
         f["breaches"] = breaches
     elif kind == "lesson-recorded":
         lessons = dict(f.get("lessons") or {})
-        lessons[event.id] = {"cause": d.root_cause, "department": d.responsible_department,
+        lessons[clean(event.id)] = {"cause": d.root_cause, "department": d.responsible_department,
                              "at": d.occurred_at.isoformat()}
         f["lessons"] = lessons
 
@@ -139,7 +140,8 @@ def _fold_survey(f: Facts, event: CloudEvent, d: Any) -> None:
         f["excluded"] = d.reason.value
     elif kind == "completed":
         f.update(completed_at=d.completed_at.isoformat(), satisfied=d.satisfied,
-                 dissatisfied=d.dissatisfied, nps=d.nps, scores=dict(d.scores))
+                 dissatisfied=d.dissatisfied, nps=d.nps,
+                 scores={clean(q): v for q, v in d.scores.items()})
     elif kind == "expired":
         f["expired"] = True
 

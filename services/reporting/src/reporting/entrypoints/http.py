@@ -10,10 +10,12 @@ from crm_contracts.regions import KNOWN_REGIONS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.problems import Problem
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from reporting import handlers
 from reporting.adapters import exports
+from reporting.adapters.store import SnapshotView
 from reporting.deps import ReportingDeps
 from reporting.domain import kpis
 from reporting.domain.cells import check_month, month_of
@@ -26,6 +28,15 @@ Region = Annotated[str, Query(min_length=2, max_length=40, description="Region c
 Month = Annotated[str | None, Query(max_length=7, description="YYYY-MM (China time); default: this month.")]
 Project = Annotated[str | None, Query(max_length=100)]
 Department = Annotated[str | None, Query(max_length=100)]
+AsOf = Annotated[Literal["now", "close"] | None, Query(
+    description="`close`: as reported at month close (the snapshot); `now` (default): restated with "
+                "everything known today.")]
+CLOSERS = ("supervisor", "region_admin")
+
+
+class MonthClose(BaseModel):
+    region: str = Field(min_length=2, max_length=40)
+    month: str = Field(min_length=7, max_length=7, description="YYYY-MM")
 
 
 def scope_of(principal: Principal, region: str, month: str | None, project: str | None = None,
@@ -50,9 +61,9 @@ def build_router(deps: ReportingDeps) -> APIRouter:
 
     @router.get("/kpis", summary="Every KPI of a region's month, with its target and whether it is met")
     async def get_kpis(principal: Reader, region: Region, month: Month = None,
-                       project: Project = None, department: Department = None) -> dict[str, Any]:
+                       project: Project = None, department: Department = None, as_of: AsOf = None) -> dict[str, Any]:
         scope = scope_of(principal, region, month, project, department)
-        return await handlers.kpi_report(await deps.models.active(), scope, targets(region))
+        return await handlers.kpi_report(await source(scope, as_of), scope, targets(region))
 
     @router.get("/kpis/drill", summary="The ids of the cases, contacts, surveys or work orders behind a counter",
                 description="`counter` is one of the names a KPI lists under `drill` (numerator or base).")
@@ -71,9 +82,10 @@ def build_router(deps: ReportingDeps) -> APIRouter:
                 responses={200: {"content": {"text/csv": {}, XLSX: {}}}})
     async def monthly(request: Request, principal: Reader, region: Region,
                       month: Month = None,
-                      format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None) -> Response:
+                      format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None,
+                      as_of: AsOf = None) -> Response:
         scope = scope_of(principal, region, month)
-        report = await handlers.monthly_complaints(await deps.models.active(), scope, targets(region))
+        report = await handlers.monthly_complaints(await source(scope, as_of), scope, targets(region))
         accept = request.headers.get("accept", "")
         chosen = format or ("xlsx" if XLSX in accept else "csv" if "text/csv" in accept else "json")
         name = f"complaints-{scope.region}-{scope.month}"
@@ -83,8 +95,31 @@ def build_router(deps: ReportingDeps) -> APIRouter:
         if chosen == "xlsx":
             return Response(exports.to_xlsx(report), media_type=XLSX,
                             headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(report)
+
+    @router.post("/reports/month-close", status_code=201, summary="Close a month: keep what it reports now",
+                 description="Copies the month's read models with the topic offsets they reflect. Closing a "
+                             "closed month changes nothing and answers 200 with the first close.")
+    async def month_close(body: MonthClose,
+                          principal: Annotated[Principal, Depends(require_roles(*CLOSERS))]) -> JSONResponse:
+        scope = scope_of(principal, body.region, body.month)
+        existing = await deps.models.snapshot(handlers.snapshot_id(scope.region, scope.month))
+        status = 200
+        if existing is None:
+            existing = await handlers.close_month(await deps.models.active(), scope.region, scope.month,
+                                                  principal.subject)
+            await deps.models.save_snapshot(existing)
+            status = 201
+        return JSONResponse({k: existing[k] for k in ("region", "month", "closed_at", "closed_by", "generation",
+                                                      "offsets")}, status_code=status)
+
+    async def source(scope: handlers.Scope, as_of: str | None) -> handlers.Source:
+        if as_of != "close":
+            return await deps.models.active()
+        doc = await deps.models.snapshot(handlers.snapshot_id(scope.region, scope.month))
+        if doc is None:
+            raise Problem(404, "Month not closed", f"{scope.region} {scope.month} has no month-close snapshot.",
+                          field="as_of")
+        return SnapshotView(doc)
 
     return router

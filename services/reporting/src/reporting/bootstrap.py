@@ -7,10 +7,10 @@ from __future__ import annotations
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
 from fastapi import FastAPI
 
-from reporting.adapters.store import ReadModels
+from reporting.adapters.store import ReadModels, active_generation_sync
 from reporting.deps import ReportingDeps
 from reporting.entrypoints import dashboard, http, kafka
-from reporting.settings import ReportingSettings
+from reporting.settings import ReportingSettings, consumer_group_for
 
 DESCRIPTION = """The KPIs each regional customer centre is measured on, per region, project,
 department and month, with their targets; the complaint monthly report as JSON, CSV and XLSX;
@@ -21,17 +21,27 @@ def build_deps(ctx: ServiceContext, settings: ReportingSettings) -> ReportingDep
     return ReportingDeps(ctx=ctx, settings=settings, models=ReadModels(ctx.db))
 
 
-def wire(settings: ReportingSettings):
+def wire(settings: ReportingSettings, generation: str):
     def _wire(ctx: ServiceContext) -> Wiring:
         deps = build_deps(ctx, settings)
+        # The consumers write the generation this process started with, whatever the API
+        # reads: after a rebuild switched generations, the rebuild's group owns the new one.
+        written = deps.models.generation(generation)
+
+        async def target():
+            return written
+
         return Wiring(
-            batch_subscriptions=kafka.batch_subscriptions(deps.models.active, settings.batch_max_records),
+            batch_subscriptions=kafka.batch_subscriptions(target, settings.batch_max_records),
             routers=[http.build_router(deps), dashboard.build_router()],
         )
 
     return _wire
 
 
-def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+def create_app(settings: ReportingSettings | None = None, *, generation: str | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
-    return create_service_app(settings, title="CRM reporting", description=DESCRIPTION, wire=wire(settings))
+    generation = generation or active_generation_sync(settings.mongodb_url, settings.database_name)
+    settings = settings.model_copy(update={"consumer_group_override": consumer_group_for(settings, generation)})
+    return create_service_app(settings, title="CRM reporting", description=DESCRIPTION,
+                              wire=wire(settings, generation))

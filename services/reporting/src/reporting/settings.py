@@ -21,3 +21,8 @@ class ReportingSettings(ServiceSettings):
     @classmethod
     def _json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+
+def consumer_group_for(settings: ServiceSettings, generation: str) -> str:
+    """Each generation of read models has its own consumer group: one writer per partition."""
+    return settings.consumer_group if generation == "g1" else f"{settings.consumer_group}-{generation}"

@@ -4,12 +4,14 @@ and a redelivery of every batch."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 from crm_runtime.testing import eventually, running_app
 from openpyxl import load_workbook
 from reporting.bootstrap import create_app
+from reporting.entrypoints.cli import rebuild
 from reporting.entrypoints.kafka import consumed_topics
 
 from . import scenario
@@ -174,3 +176,25 @@ async def test_a_late_event_restates_its_month_but_not_the_month_close(stack, re
     r = await reporting.get("/v1/kpis", params={"region": "shenzhen", "month": scenario.APRIL, "as_of": "close"},
                             headers=token())
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "as_of"
+
+
+async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(stack, suffix, reporting, world):
+    live = await kpis(reporting)
+    project = await kpis(reporting, project=world.project)
+    task = asyncio.create_task(rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0))
+    answers = 0
+    while not task.done():
+        assert await kpis(reporting) == live  # first from g1, then, once switched, from g2
+        answers += 1
+        await asyncio.sleep(0.05)
+    result = await task
+    assert result.switched and (result.previous, result.generation) == ("g1", "g2") and answers > 0
+    assert result.events >= len(world.contacts)
+    r = await reporting.get("/v1/kpis", params={"region": "shenzhen", "month": scenario.MARCH}, headers=token())
+    assert r.json()["generation"] == "g2"
+    assert {row["kpi"]: row for row in r.json()["kpis"]} == live
+    assert await kpis(reporting, project=world.project) == project
+    db = reporting.app.state.ctx.db
+    g1 = {d["_id"]: d["counters"] async for d in db["g1_shards"].find({})}
+    g2 = {d["_id"]: d["counters"] async for d in db["g2_shards"].find({})}
+    assert g1 == g2 and len(g2) > 20

@@ -10,7 +10,7 @@ from reporting.settings import ReportingSettings
 
 
 async def test_the_dashboard_needs_nothing_from_the_internet():
-    app = create_app(ReportingSettings(CRM_JWT_SECRET="dashboard-tests-secret-of-32-bytes!!"))
+    app = create_app(ReportingSettings(CRM_JWT_SECRET="dashboard-tests-secret-of-32-bytes!!"), generation="g1")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting") as client:
         page = await client.get("/dashboard")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]

@@ -26,6 +26,30 @@ READ_CONCURRENCY = 64
 Doc = dict[str, Any]
 
 
+def next_generation(name: str) -> str:
+    """g1 -> g2 -> g3 ..."""
+    return f"g{int(name.lstrip('g') or 0) + 1}"
+
+
+def active_generation_sync(url: str, database: str, timeout_s: float = 60.0) -> str:
+    """The active generation, read before the service subscribes (its consumer group
+    depends on it); waits for the database rather than guess."""
+    from pymongo import MongoClient
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        client: MongoClient[Doc] = MongoClient(url, serverSelectionTimeoutMS=3000)
+        try:
+            doc = client[database][META].find_one({"_id": POINTER})
+            return str((doc or {}).get("generation", DEFAULT_GENERATION))
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+        finally:
+            client.close()
+
+
 class Generation:
     """The collections of one generation of read models."""
 

@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[Any, bool], Awaitable[Section]]] = {
     "runtime": runtime.run,
     "cases": cases_bench.run,
     "intake": intake_bench.run,
+    "reporting": __import__("bench.reporting_bench", fromlist=["run"]).run,
 }
 
 

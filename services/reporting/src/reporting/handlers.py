@@ -41,8 +41,9 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
     shards, ids = await asyncio.gather(gen.read(gen.shards, shard_ids), gen.read(gen.ids, shard_ids))
     new_shards = [d for sid in shard_ids if (d := merge_shard(shards.get(sid), sid, effect.shards[sid]))]
     new_ids = [d for sid in shard_ids if (d := merge_ids(ids.get(sid), sid, effect.shards[sid]))]
-    await asyncio.gather(gen.write(gen.shards, new_shards), gen.write(gen.ids, new_ids))
-    await gen.write(gen.entities, list(effect.entities.values()))
+    await asyncio.gather(gen.write(gen.shards, new_shards, new=set(shard_ids) - shards.keys()),
+                         gen.write(gen.ids, new_ids, new=set(shard_ids) - ids.keys()))
+    await gen.write(gen.entities, list(effect.entities.values()), new=effect.entities.keys() - states.keys())
     return len(new_shards)
 
 

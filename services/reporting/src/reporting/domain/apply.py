@@ -61,6 +61,7 @@ def effect_of(records: list[Record], states: dict[str, dict[str, Any]]) -> Batch
     """Fold each record into its entity and turn each change of profile into contributions
     to the shards of the record's partition. `states` are the stored entity documents."""
     effect = BatchEffect()
+    last_profile: dict[str, dict[tuple[str, str, str], int]] = {}  # an entity's profile after its last record
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         kind = profiles.kind_of(record.event.type)
         if kind is None:
@@ -72,7 +73,10 @@ def effect_of(records: list[Record], states: dict[str, dict[str, Any]]) -> Batch
             continue
         old = doc["facts"]
         new = profiles.fold(kind, old, record.event, record.data)
-        before, after = profiles.profile(kind, old), profiles.profile(kind, new)
+        before = last_profile.get(eid)
+        if before is None:
+            before = profiles.profile(kind, old)
+        after = last_profile[eid] = profiles.profile(kind, new)
         drill_id = record.event.subject
         for key in before.keys() | after.keys():
             was, now = before.get(key, 0), after.get(key, 0)

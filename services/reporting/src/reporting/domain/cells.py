@@ -9,6 +9,7 @@ March in UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 CHINA = timezone(timedelta(hours=8), "CST")
 ALL = "_all"  # every project, or every department
@@ -19,11 +20,13 @@ Key = tuple[str, str, str]  # (cell, slice, counter)
 
 def month_of(at: datetime) -> str:
     """The reporting month (YYYY-MM, China time) an instant belongs to."""
-    return at.astimezone(CHINA).strftime("%Y-%m")
+    local = at.astimezone(CHINA)
+    return f"{local.year:04d}-{local.month:02d}"
 
 
 def day_of(at: datetime) -> str:
-    return at.astimezone(CHINA).strftime("%Y-%m-%d")
+    local = at.astimezone(CHINA)
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d}"
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -33,6 +36,7 @@ def parse_time(value: str | datetime | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=65536)  # the same few project, department and cause names, again and again
 def clean(name: str | None, default: str = "unknown") -> str:
     """A name usable as a stored field name and inside a key: no '.', no leading '$', no '|'."""
     if not name:
@@ -96,7 +100,11 @@ class Profile:
 
 
 def month_cells(region: str, at: datetime, project: str | None) -> tuple[str, ...]:
-    month = month_of(at)
+    return _month_cells(region, month_of(at), project)
+
+
+@lru_cache(maxsize=65536)
+def _month_cells(region: str, month: str, project: str | None) -> tuple[str, ...]:
     cells = [month_cell(region, month)]
     if project:
         cells.append(month_cell(region, month, project))

@@ -192,8 +192,10 @@ async def query_benchmark(stack: Any, small: int, large: int, rounds: int) -> tu
 
 def synthetic_events(total: int) -> dict[str, list[tuple[bytes, bytes]]]:
     """About `total` contract-valid events: per case its contact, four case steps, and for
-    some a survey and a repair, each keyed by its aggregate."""
+    some a survey and a repair, each keyed by its aggregate, in time order over 24 months
+    (as a history is)."""
     rng = random.Random(7)
+    minutes_per_case = MONTHS * 30 * 24 * 60 / (total / 5.45)
     out: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
     produced, i = 0, 0
 
@@ -208,7 +210,7 @@ def synthetic_events(total: int) -> dict[str, list[tuple[bytes, bytes]]]:
 
     while produced < total:
         region, case_id = REGIONS[i % len(REGIONS)], f"case-{i:08d}"
-        opened = START + timedelta(minutes=rng.randint(0, MONTHS * 30 * 24 * 60))
+        opened = START + timedelta(minutes=i * minutes_per_case)
         project, dept = f"P{i % 40:02d}", rng.choice(DEPARTMENTS)
         add(topics.INTAKE_CONTACTS, "crm.intake.contact.received.v1", f"k-{i}", region, opened, {
             "contact_id": f"k-{i}", "channel": rng.choice(CHANNELS), "source_ref": f"k-{i}", "region": region,

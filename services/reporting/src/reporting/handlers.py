@@ -21,6 +21,9 @@ MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVE
                 topics.PARTNER_PROJECTS, topics.PARTNER_HOTLINE, topics.PARTNER_FORUM)
 YEAR_TOPICS = (topics.SURVEYS_SURVEYS,)
 GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS, topics.PARTNER_CUSTOMERS)
+# The topics whose counters the KPIs use: a KPI query reads only their shards.
+KPI_MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS, topics.PARTNER_REPAIRS)
+KPI_GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS)
 
 
 Source = Generation | SnapshotView  # the live read models, or a month-close copy of them
@@ -78,14 +81,14 @@ async def kpi_inputs(gen: Source, scope: Scope) -> tuple[kpis.Inputs, list[dict[
     department's slice, for the monthly report)."""
     region, project = scope.region, scope.project
     month_docs, year, region_gauge = await asyncio.gather(
-        cell_shards(gen, month_cell(region, scope.month, project), MONTH_TOPICS),
+        cell_shards(gen, month_cell(region, scope.month, project), KPI_MONTH_TOPICS),
         counters(gen, year_cell(region, scope.month[:4], project), YEAR_TOPICS, scope.slice),
-        counters(gen, gauge_cell(region, project), GAUGE_TOPICS))
+        counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS))
     if project:
         projects = [project]
     else:
         projects = [k.removeprefix("projects:") for k in region_gauge if k.startswith("projects:")]
-    gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), GAUGE_TOPICS) for p in projects))
+    gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), KPI_GAUGE_TOPICS) for p in projects))
     inputs = kpis.Inputs(month=sum_counters(month_docs, scope.slice), year=year,
                          households_halves=region_gauge.get("households:moved_in_halves", 0),
                          projects=dict(zip(projects, gauges, strict=True)))
@@ -150,6 +153,7 @@ def _share(m: Mapping[str, int], part: str, base: str) -> float | None:
 
 async def drill(gen: Source, scope: Scope, counter: str) -> dict[str, Any]:
     """The ids (cases, contacts, surveys, work orders ...) behind one counter of a scope."""
+    feeding: tuple[str, ...]
     if counter.startswith("annual:"):
         cell, feeding = year_cell(scope.region, scope.month[:4], scope.project), YEAR_TOPICS
     else:

@@ -13,9 +13,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from pymongo import ReplaceOne
-
-from reporting.adapters.store import WRITE_CHUNK, Doc, Generation
+from reporting.adapters.store import Doc, Generation
 
 INSERT_CHUNK = 1000
 
@@ -79,15 +77,8 @@ class BufferedGeneration:
         fresh = [d for d in docs if d["_id"] not in stored] if self.fresh else []
         known = [d for d in docs if d["_id"] in stored] if self.fresh else docs
         for i in range(0, len(fresh), INSERT_CHUNK):
-            await collection.insert_many(fresh[i:i + INSERT_CHUNK], ordered=False)
-        chunks = [known[i:i + WRITE_CHUNK] for i in range(0, len(known), WRITE_CHUNK)]
-        semaphore = asyncio.Semaphore(8)
-
-        async def replace(chunk: list[Doc]) -> None:
-            async with semaphore:
-                await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk],
-                                            ordered=False)
-
-        await asyncio.gather(*(replace(c) for c in chunks))
+            async with self.gen.write_slots:
+                await collection.insert_many(fresh[i:i + INSERT_CHUNK], ordered=False)
+        await self.gen.write(collection, known)  # replaces, a few statements a command
         stored.update(d["_id"] for d in docs)
         self._dirty[key].clear()

@@ -22,7 +22,10 @@ POINTER = "active-generation"
 DEFAULT_GENERATION = "g1"
 SNAPSHOTS = "snapshots"
 WRITE_CHUNK = 20
-READ_CONCURRENCY = 64
+# FerretDB holds a statement's SQLite connection until its whole command ends, from a pool
+# of 100 per database: in-flight statements (reads + writes) stay well below that.
+READ_CONCURRENCY = 40
+WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
 
 Doc = dict[str, Any]
 
@@ -63,6 +66,7 @@ class Generation:
         self._known_partitions: set[str] = set()
         self._partitions_cache: tuple[float, dict[str, list[int]]] = (0.0, {})
         self._semaphore = asyncio.Semaphore(READ_CONCURRENCY)
+        self.write_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
     async def _get(self, collection: Any, _id: str) -> Doc | None:
         async with self._semaphore:
@@ -82,14 +86,19 @@ class Generation:
             docs = [d for d in docs if d["_id"] not in new]
             if fresh:
                 try:
-                    await collection.insert_many(fresh, ordered=False)
+                    async with self.write_slots:
+                        await collection.insert_many(fresh, ordered=False)
                 except BulkWriteError as exc:
                     failed = {e["index"] for e in exc.details.get("writeErrors", [])}
                     docs += [d for i, d in enumerate(fresh) if i in failed]
         chunks = [docs[i:i + WRITE_CHUNK] for i in range(0, len(docs), WRITE_CHUNK)]
-        await asyncio.gather(*(collection.bulk_write(
-            [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk], ordered=False)
-            for chunk in chunks))
+
+        async def replace(chunk: list[Doc]) -> None:
+            async with self.write_slots:
+                await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk],
+                                            ordered=False)
+
+        await asyncio.gather(*(replace(c) for c in chunks))
 
     async def note_partitions(self, pairs: Iterable[tuple[str, int]]) -> None:
         """Remember which source partitions exist, so a query knows every shard's _id."""
@@ -163,7 +172,7 @@ class SnapshotView:
         self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
         self.entities: dict[str, Doc] = {}
 
-    async def read(self, collection: dict[str, Doc], ids: Iterable[str]) -> dict[str, Doc]:
+    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
         return {i: collection[i] for i in ids if i in collection}
 
     async def source_partitions(self, max_age_s: float = 0.0) -> dict[str, list[int]]:

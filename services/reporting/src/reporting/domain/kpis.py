@@ -111,7 +111,7 @@ def compute(inputs: Inputs, targets: Mapping[str, Target]) -> list[dict[str, Any
     rows: list[dict[str, Any]] = []
 
     def row(kpi: str, value: float | None, *, numerator: str | None = None, base: str | None = None,
-            count: int | None = None, base_count: int | None = None, unit: str = "ratio",
+            count: float | None = None, base_count: float | None = None, unit: str = "ratio",
             **extra: Any) -> None:
         target = targets.get(kpi)
         zh, en = NAMES[kpi]

@@ -14,7 +14,7 @@ from crm_contracts import topics
 from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
 from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
-from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, shard_id, year_cell
+from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
 
 MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS,
                 topics.NOTIFICATIONS_DELIVERIES, topics.PARTNER_REPAIRS, topics.PARTNER_SALES,
@@ -198,3 +198,22 @@ async def close_month(gen: Generation, region: str, month: str, closed_by: str) 
             "closed_at": datetime.now(UTC).isoformat(), "closed_by": closed_by,
             "offsets": [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(offsets.items())],
             "shards": list(shards.values()), "ids": list(ids.values())}
+
+
+def months_between(first: str, last: str) -> list[str]:
+    months, month = [], last
+    while month >= first:
+        months.append(month)
+        month = previous_month(month)
+    return months[::-1]
+
+
+async def channel_stats(gen: Source, region: str, first: str, last: str) -> dict[str, Any]:
+    """Intake's channel statistics as counters: contacts per channel over whole months."""
+    months = months_between(first, last)
+    cells = await asyncio.gather(*(counters(gen, month_cell(region, m), (topics.INTAKE_CONTACTS,)) for m in months))
+    counts = {c: sum(cell.get(f"contacts:channel:{c}", 0) for cell in cells) for c in kpis.CHANNEL_REFERENCE}
+    total = sum(counts.values())
+    return {"region": region, "from_month": first, "to_month": last, "total": total,
+            "channels": [{"channel": c, "count": n, "share": round(n / total, 4) if total else 0.0,
+                          "reference": kpis.CHANNEL_REFERENCE[c]} for c, n in counts.items()]}

@@ -76,6 +76,19 @@ def build_router(deps: ReportingDeps) -> APIRouter:
                           field="counter")
         return await handlers.drill(await deps.models.active(), scope, counter)
 
+    @router.get("/stats/channels", summary="Contacts per channel and their shares over whole months",
+                description="Intake's channel statistics, counted here: `from_month` to `to_month` "
+                            "(YYYY-MM, default this month), at most 24 months.")
+    async def channels(principal: Reader, region: Region, from_month: Month = None,
+                       to_month: Month = None) -> dict[str, Any]:
+        last = scope_of(principal, region, to_month)
+        first = scope_of(principal, region, from_month or last.month)
+        if first.month > last.month:
+            raise Problem(422, "Invalid request", "from_month is after to_month", field="from_month")
+        if len(handlers.months_between(first.month, last.month)) > 24:
+            raise Problem(422, "Invalid request", "at most 24 months at a time", field="from_month")
+        return await handlers.channel_stats(await deps.models.active(), region, first.month, last.month)
+
     @router.get("/reports/monthly-complaints", summary="The complaint monthly report (投诉月报)",
                 description="`format=json` (default), `csv` or `xlsx`; an Accept header of text/csv or the "
                             "XLSX media type works too.",

@@ -12,6 +12,8 @@ from reporting.deps import ReportingDeps
 from reporting.entrypoints import dashboard, http, kafka
 from reporting.settings import ReportingSettings, consumer_group_for
 
+Settings = ReportingSettings  # the name the skeleton had; tests/integration/test_readiness.py uses it
+
 DESCRIPTION = """The KPIs each regional customer centre is measured on, per region, project,
 department and month, with their targets; the complaint monthly report as JSON, CSV and XLSX;
 drill-down to the ids behind every number. Read models are fed by every topic of the platform."""

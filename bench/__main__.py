@@ -16,6 +16,8 @@ full-size run, rewrites `docs/benchmarks.md`. Benchmarks:
                      directory vs raw consume and raw insert (BENCH_NOTIFICATIONS_* sizes)
   surveys            the annual survey scheduled for a region of 200,000 owners vs raw store
                      bulk insert; the visit worklist p99 at 10,000 and 1,000,000 surveys
+  reporting          KPI and monthly-report query p99 at 10,000 and 1,000,000 cases' worth of
+                     events; the rebuild's events/s vs raw aiokafka consume of the same topics
 
 `--quick` runs ~10x smaller sizes as a smoke test and leaves docs/benchmarks.md alone
 (unless --docs is given). Benchmarks not run keep their section of docs/benchmarks.md.
@@ -33,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cases_bench, intake_bench, notifications_bench, runtime, surveys_bench
+from bench import cases_bench, intake_bench, notifications_bench, reporting_bench, runtime, surveys_bench
 from bench.common import ROOT, Section, Stopwatch, headline_table
 from bench.report import machine, write_docs
 
@@ -43,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Any, bool], Awaitable[Section]]] = {
     "intake": intake_bench.run,
     "notifications": notifications_bench.run,
     "surveys": surveys_bench.run,
+    "reporting": reporting_bench.run,
 }
 
 

@@ -261,6 +261,9 @@ class BatchSubscription:
     event_types: tuple[str, ...]
     handler: BatchHandler
     max_records: int = 500
+    # True: the handler receives (event, data, record) triples, the record being the Kafka
+    # ConsumerRecord (topic, partition, offset), for handlers that keep applied offsets.
+    with_records: bool = False
 
 
 def subscribe_batch(
@@ -296,12 +299,12 @@ def subscribe_batch(
         if not batch:
             return
         try:
-            await _with_retries(lambda: subscription.handler([(e, d) for e, d, _ in batch]), policy)
+            await _with_retries(lambda: subscription.handler(_handler_items(subscription, batch)), policy)
             return
         except Exception:
             log.warning("batch of %d failed; applying its events one by one", len(batch))
         for event, data, record in batch:
-            single: list[tuple[CloudEvent, Any]] = [(event, data)]
+            single = _handler_items(subscription, [(event, data, record)])
             try:
                 await _with_retries(partial(subscription.handler, single), policy)
             except PermanentError as exc:
@@ -321,6 +324,10 @@ def subscribe_batch(
         decoder=_raw_decoder,
         title=f"{group_id}:{subscription.topic}:batch",
     )(consume)
+
+
+def _handler_items(subscription: BatchSubscription, batch: list[tuple[CloudEvent, Any, Any]]) -> list[Any]:
+    return list(batch) if subscription.with_records else [(e, d) for e, d, _ in batch]
 
 
 async def _with_retries(action: Callable[[], Awaitable[None]], policy: DeliveryPolicy) -> None:

@@ -1,25 +1,49 @@
-"""Wiring of the reporting service: settings, adapters and subscriptions, built on demand
-(`uvicorn --factory reporting.bootstrap:create_app`); nothing runs at import time."""
+"""Wiring of the reporting service (`uvicorn --factory reporting.bootstrap:create_app`):
+read models fed by every topic in batches, the KPI and report API, the dashboard page.
+Nothing runs at import time."""
 
 from __future__ import annotations
 
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
-from crm_runtime.settings import ServiceSettings
 from fastapi import FastAPI
 
+from reporting.adapters.store import ReadModels, active_generation_sync
+from reporting.deps import ReportingDeps
+from reporting.entrypoints import dashboard, http, kafka
+from reporting.settings import ReportingSettings, consumer_group_for
 
-class Settings(ServiceSettings):
-    service_name: str = "reporting"
+Settings = ReportingSettings  # the name the skeleton had; tests/integration/test_readiness.py uses it
+
+DESCRIPTION = """The KPIs each regional customer centre is measured on, per region, project,
+department and month, with their targets; the complaint monthly report as JSON, CSV and XLSX;
+drill-down to the ids behind every number. Read models are fed by every topic of the platform."""
 
 
-def wire(ctx: ServiceContext) -> Wiring:
-    return Wiring()
+def build_deps(ctx: ServiceContext, settings: ReportingSettings) -> ReportingDeps:
+    return ReportingDeps(ctx=ctx, settings=settings, models=ReadModels(ctx.db))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(),
-        title="CRM reporting",
-        description=__doc__ or "",
-        wire=wire,
-    )
+def wire(settings: ReportingSettings, generation: str):
+    def _wire(ctx: ServiceContext) -> Wiring:
+        deps = build_deps(ctx, settings)
+        # The consumers write the generation this process started with, whatever the API
+        # reads: after a rebuild switched generations, the rebuild's group owns the new one.
+        written = deps.models.generation(generation)
+
+        async def target():
+            return written
+
+        return Wiring(
+            batch_subscriptions=kafka.batch_subscriptions(target, settings.batch_max_records),
+            routers=[http.build_router(deps), dashboard.build_router()],
+        )
+
+    return _wire
+
+
+def create_app(settings: ReportingSettings | None = None, *, generation: str | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    generation = generation or active_generation_sync(settings.mongodb_url, settings.database_name)
+    settings = settings.model_copy(update={"consumer_group_override": consumer_group_for(settings, generation)})
+    return create_service_app(settings, title="CRM reporting", description=DESCRIPTION,
+                              wire=wire(settings, generation))

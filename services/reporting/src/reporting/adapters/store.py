@@ -1,0 +1,182 @@
+"""The read models in MongoDB: entity states, cell shards and their drill-down ids, per
+generation (a rebuild fills a fresh generation and the pointer document switches to it).
+
+Every read is by `_id` (the only filter FerretDB 1.x pushes down), concurrently; every
+write replaces whole documents by `_id`, a few statements a command (FerretDB hangs on
+bulk updates of ~100 statements, docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+META = "meta"
+POINTER = "active-generation"
+DEFAULT_GENERATION = "g1"
+SNAPSHOTS = "snapshots"
+WRITE_CHUNK = 20
+# FerretDB holds a statement's SQLite connection until its whole command ends, from a pool
+# of 100 per database: in-flight statements (reads + writes) stay well below that.
+READ_CONCURRENCY = 40
+WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
+
+Doc = dict[str, Any]
+
+
+def next_generation(name: str) -> str:
+    """g1 -> g2 -> g3 ..."""
+    return f"g{int(name.lstrip('g') or 0) + 1}"
+
+
+def active_generation_sync(url: str, database: str, timeout_s: float = 60.0) -> str:
+    """The active generation, read before the service subscribes (its consumer group
+    depends on it); waits for the database rather than guess."""
+    from pymongo import MongoClient
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        client: MongoClient[Doc] = MongoClient(url, serverSelectionTimeoutMS=3000)
+        try:
+            doc = client[database][META].find_one({"_id": POINTER})
+            return str((doc or {}).get("generation", DEFAULT_GENERATION))
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+        finally:
+            client.close()
+
+
+class Generation:
+    """The collections of one generation of read models."""
+
+    def __init__(self, db: AsyncDatabase[Doc], name: str):
+        self.name = name
+        self.entities = db[f"{name}_entities"]
+        self.shards = db[f"{name}_shards"]
+        self.ids = db[f"{name}_ids"]
+        self.partitions = db[f"{name}_partitions"]
+        self._known_partitions: set[str] = set()
+        self._partitions_cache: tuple[float, dict[str, list[int]]] = (0.0, {})
+        self._semaphore = asyncio.Semaphore(READ_CONCURRENCY)
+        self.write_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    async def _get(self, collection: Any, _id: str) -> Doc | None:
+        async with self._semaphore:
+            return await collection.find_one({"_id": _id})
+
+    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+        wanted = list(dict.fromkeys(ids))
+        docs = await asyncio.gather(*(self._get(collection, i) for i in wanted))
+        return {i: d for i, d in zip(wanted, docs, strict=True) if d is not None}
+
+    async def write(self, collection: Any, docs: list[Doc], *, new: set[str] | None = None) -> None:
+        """Replace `docs` by _id; those named in `new` (not read from the store) are inserted
+        in one command, which FerretDB does far faster than upserts. One that exists after
+        all (a batch replayed after a crash) is replaced like the others."""
+        if new:
+            fresh = [d for d in docs if d["_id"] in new]
+            docs = [d for d in docs if d["_id"] not in new]
+            if fresh:
+                try:
+                    async with self.write_slots:
+                        await collection.insert_many(fresh, ordered=False)
+                except BulkWriteError as exc:
+                    failed = {e["index"] for e in exc.details.get("writeErrors", [])}
+                    docs += [d for i, d in enumerate(fresh) if i in failed]
+        chunks = [docs[i:i + WRITE_CHUNK] for i in range(0, len(docs), WRITE_CHUNK)]
+
+        async def replace(chunk: list[Doc]) -> None:
+            async with self.write_slots:
+                await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk],
+                                            ordered=False)
+
+        await asyncio.gather(*(replace(c) for c in chunks))
+
+    async def note_partitions(self, pairs: Iterable[tuple[str, int]]) -> None:
+        """Remember which source partitions exist, so a query knows every shard's _id."""
+        new = [f"{t}|{p}" for t, p in pairs if f"{t}|{p}" not in self._known_partitions]
+        if not new:
+            return
+        await self.write(self.partitions, [{"_id": key} for key in new])
+        self._known_partitions.update(new)
+
+    async def source_partitions(self, max_age_s: float = 2.0) -> dict[str, list[int]]:
+        at, cached = self._partitions_cache
+        if time.monotonic() - at < max_age_s:
+            return cached
+        found: dict[str, list[int]] = {}
+        async for doc in self.partitions.find({}):  # a handful of documents
+            topic, partition = doc["_id"].rsplit("|", 1)
+            found.setdefault(topic, []).append(int(partition))
+        self._partitions_cache = (time.monotonic(), found)
+        return found
+
+    async def drop(self) -> None:
+        for collection in (self.entities, self.shards, self.ids, self.partitions):
+            await collection.drop()
+
+
+class ReadModels:
+    """The active generation, and the pointer that names it."""
+
+    def __init__(self, db: AsyncDatabase[Doc], pointer_max_age_s: float = 1.0):
+        self.db = db
+        self.meta = db[META]
+        self.snapshots = db[SNAPSHOTS]
+        self.pointer_max_age_s = pointer_max_age_s
+        self._generations: dict[str, Generation] = {}
+        self._active: tuple[float, str] = (0.0, DEFAULT_GENERATION)
+
+    def generation(self, name: str) -> Generation:
+        if name not in self._generations:
+            self._generations[name] = Generation(self.db, name)
+        return self._generations[name]
+
+    async def active(self) -> Generation:
+        at, name = self._active
+        if time.monotonic() - at >= self.pointer_max_age_s:
+            doc = await self.meta.find_one({"_id": POINTER})
+            name = (doc or {}).get("generation", DEFAULT_GENERATION)
+            self._active = (time.monotonic(), name)
+        return self.generation(name)
+
+    async def pointer(self) -> Doc:
+        return await self.meta.find_one({"_id": POINTER}) or {"_id": POINTER, "generation": DEFAULT_GENERATION}
+
+    async def switch(self, name: str, **details: Any) -> None:
+        await self.meta.replace_one({"_id": POINTER}, {"_id": POINTER, "generation": name, **details}, upsert=True)
+        self._active = (0.0, name)
+
+    async def save_snapshot(self, doc: Doc) -> None:
+        await self.snapshots.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def snapshot(self, _id: str) -> Doc | None:
+        return await self.snapshots.find_one({"_id": _id})
+
+
+class SnapshotView:
+    """A month-close snapshot read like a generation: the shards it copied, nothing newer."""
+
+    def __init__(self, doc: Doc):
+        self.doc = doc
+        self.name = f"snapshot:{doc['_id']}"
+        self.shards: dict[str, Doc] = {d["_id"]: d for d in doc["shards"]}
+        self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
+        self.entities: dict[str, Doc] = {}
+
+    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+        return {i: collection[i] for i in ids if i in collection}
+
+    async def source_partitions(self, max_age_s: float = 0.0) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for item in self.doc["offsets"]:
+            found.setdefault(item["topic"], []).append(int(item["partition"]))
+        return found

@@ -249,7 +249,8 @@ async def _raw_decoder(msg: Any) -> bytes:
     return msg.body
 
 
-BatchHandler = Callable[[list[tuple[CloudEvent, Any]]], Awaitable[None]]
+# (event, data) pairs, or (event, data, record) triples with `with_records=True`.
+BatchHandler = Callable[[list[Any]], Awaitable[None]]
 
 
 @dataclass

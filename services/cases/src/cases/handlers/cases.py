@@ -76,7 +76,8 @@ async def act_on_case(deps: CasesDeps, case_id: str, command: Callable[[Case], A
     """
     written: list[Event] = []
 
-    async def save(case: Case, rev: int | None) -> None:
+    async def save(case: Case | None, rev: int | None) -> None:
+        assert case is not None  # change() returns None rather than write nothing
         await deps.cases.save(case, rev or 0, outgoing(case, written))
 
     def change(case: Case | None) -> Case | None:

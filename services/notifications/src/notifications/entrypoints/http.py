@@ -301,7 +301,7 @@ def build_router(deps: NotificationsDeps) -> APIRouter:
 
 
 def _template_problem(exc: TemplateInvalid) -> Problem:
-    extra = {"placeholder": exc.placeholder} if exc.placeholder else {}
+    extra: dict[str, Any] = {"placeholder": exc.placeholder} if exc.placeholder else {}
     return Problem(422, "Template refused", str(exc), field=exc.field, **extra)
 
 

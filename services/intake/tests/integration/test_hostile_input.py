@@ -4,6 +4,7 @@ absurd values a partner's system could send."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -15,6 +16,20 @@ from .conftest import FORUM_SECRET, token
 
 pytestmark = pytest.mark.stack
 PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def joined_before_shutdown(intake):
+    """These tests only speak HTTP and end within seconds; an app stopped while its
+    consumers are still joining their group takes longer to shut down than the test
+    helper waits, so let them join first."""
+    yield
+    consumers = [getattr(s, "consumer", None) for s in intake.app.state.ctx.broker.subscribers]
+    deadline = asyncio.get_running_loop().time() + 60
+    while any(c is not None and hasattr(c, "assignment") and not c.assignment() for c in consumers):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.5)
 
 
 def call(**overrides) -> dict:

@@ -116,6 +116,7 @@ async def test_consumer_lag_while_a_handler_is_stuck_then_zero_and_dead_letters_
             # The poison message is dead-lettered and committed; the five behind the stuck one wait.
             await eventually(lambda: lag_is(5), timeout=60)
             assert sample(await scrape(client), "crm_dead_letters_total", topic=topic) == 1
+            assert sample(await scrape(client), "crm_contract_violations_total", topic=topic) == 1
 
             gate.set()
             await eventually(lambda: lag_is(0), timeout=30)

@@ -122,9 +122,11 @@ def create_service_app(
     ctx.outbox = Outbox(db, notify=ctx.notify_outbox)
     wiring = wire(ctx)
 
-    dead_letters = DeadLetters(broker, settings.service_name, Counter(
-        "crm_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"],
-        registry=registry))
+    dead_letters = DeadLetters(
+        broker, settings.service_name,
+        Counter("crm_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"], registry=registry),
+        violations=Counter("crm_contract_violations_total",
+                           "Messages refused by the contract (dead-lettered at once)", ["topic"], registry=registry))
     policy = DeliveryPolicy(settings.handler_max_attempts, settings.handler_retry_backoff_s)
     for subscription in wiring.subscriptions:
         subscribe(broker, subscription, group_id=settings.consumer_group,

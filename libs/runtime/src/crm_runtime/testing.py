@@ -115,7 +115,7 @@ async def running_app(app: Any) -> AsyncIterator[Any]:
     import httpx
     from asgi_lifespan import LifespanManager
 
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
@@ -137,3 +137,24 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interva
 
 def unique_suffix() -> str:
     return "_t" + uuid.uuid4().hex[:8]
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str] | tuple[str, ...]) -> None:
+    """A test's service reads only what is produced from now on, not what earlier tests left
+    on the topics: a fresh group otherwise starts at the earliest offset, and late in a full
+    run that is thousands of events to read before the test's own."""
+    from aiokafka.structs import OffsetAndMetadata
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # a consumer without subscriptions knows no topics yet
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        assert tps, "no partitions found for the topics"
+        ends = await consumer.end_offsets(tps)
+        to_commit = {tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items() if offset > 0}
+        if to_commit:
+            consumer.assign(list(to_commit))
+            await consumer.commit(to_commit)
+    finally:
+        await consumer.stop()

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from crm_contracts import topics
 from crm_runtime.auth import issue_token
 from crm_runtime.testing import make_event, produce
+from crm_runtime.testing import start_group_at_end as _start_group_at_end
 from notifications.adapters.gateways import OutboundMessage, SendResult, TimeoutUnknown
 from notifications.settings import NotificationsSettings
 
@@ -36,24 +37,7 @@ CONSUMED = (topics.PARTNER_CUSTOMERS, topics.PARTNER_UNITS, topics.PARTNER_SALES
 
 
 async def start_group_at_end(bootstrap: str, group: str) -> None:
-    """A test's service reads only what is produced from now on, not what earlier tests left
-    on the topics (a fresh group otherwise starts at the earliest offset)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.structs import OffsetAndMetadata
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()  # a consumer without subscriptions knows no topics yet
-        tps = [TopicPartition(t, p) for t in CONSUMED for p in (consumer.partitions_for_topic(t) or ())]
-        assert tps, "no partitions found for the consumed topics"
-        ends = await consumer.end_offsets(tps)
-        to_commit = {tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items() if offset > 0}
-        if to_commit:
-            consumer.assign(list(to_commit))
-            await consumer.commit(to_commit)
-    finally:
-        await consumer.stop()
+    await _start_group_at_end(bootstrap, group, CONSUMED)
 
 
 class FakeClock:

@@ -18,6 +18,7 @@ from crm_runtime.testing import (
     make_event,
     produce,
     running_app,
+    start_group_at_end,
     unique_suffix,
     wait_for_messages,
 )
@@ -33,6 +34,8 @@ async def cases(stack):
     settings = CasesSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
                              CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=JWT_SECRET, CRM_OUTBOX_POLL_INTERVAL_S=0.1,
                              CRM_CONSUMER_GROUP=f"crm-cases{suffix}")
+    # Only this test's contacts: earlier tests leave thousands on the topic in a full run.
+    await start_group_at_end(stack.bootstrap, f"crm-cases{suffix}", [topics.INTAKE_CONTACTS, topics.SURVEYS_SURVEYS])
     async with running_app(create_cases_app(settings)) as client:
         yield client
 

@@ -77,7 +77,8 @@ class RecordingSms:
 
 def customer_event(rng: random.Random, n: int, project: str | None, buildings: int) -> tuple[bytes, bytes]:
     cid = f"bench-{n:07d}"
-    units = [{"project": project, "building": str(1 + n % buildings), "unit": f"{1 + n // buildings % 30}0{n % 4 + 1}"}] \
+    # One home per owner (the household cap is per home: shared homes would defer the broadcast).
+    units = [{"project": project, "building": str(1 + n % buildings), "unit": str(1 + n // buildings)}] \
         if project else []
     data = {"customer_id": cid, "name": chinese_name(rng), "phones": [mobile(rng)],
             "consent": {"sms": True, "email": False, "letter": True}, "units": units}

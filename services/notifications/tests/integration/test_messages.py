@@ -218,14 +218,22 @@ async def test_provider_failures_retry_then_fail_with_the_reason(svc, stack):
     permanent = await known(svc, stack)
     svc.sms.mode[transient["phones"][0]] = "transient"
     svc.sms.mode[permanent["phones"][0]] = "permanent"
-    for c in (transient, permanent):
-        await case_event(stack, "opened", {**case_data(c["customer_id"]), "channel": "hotline"})
+    transient_case = case_data(transient["customer_id"])
+    await case_event(stack, "opened", {**transient_case, "channel": "hotline"})
+    await case_event(stack, "opened", {**case_data(permanent["customer_id"]), "channel": "hotline"})
     await wait_for_messages(stack.bootstrap, topics.NOTIFICATIONS_DELIVERIES,
                             event_of_type(FAILED, customer_id=permanent["customer_id"], error="invalid number",
                                           will_retry=False))
     await wait_for_messages(stack.bootstrap, topics.NOTIFICATIONS_DELIVERIES,
                             event_of_type(FAILED, customer_id=transient["customer_id"], will_retry=True))
-    svc.sms.mode.pop(transient["phones"][0])  # the provider recovers: the retry timer sends it
+    tid = message_id(f"ack:{transient_case['case_id']}", transient["customer_id"], "sms")
+
+    async def retried_by_timers():  # attempt 3 and later come from retry timers firing
+        doc = await svc.deps.ledger.get(tid)
+        return doc and doc["attempts"] >= 3
+
+    await eventually(retried_by_timers, timeout=30)
+    svc.sms.mode.pop(transient["phones"][0])  # the provider recovers: the next retry timer sends it
     await eventually(lambda: svc.sms.to(transient["phones"][0]), timeout=30)
     rows = await _history(svc, transient["customer_id"])
     assert rows[0]["status"] == "sent" and rows[0]["attempts"] >= 2

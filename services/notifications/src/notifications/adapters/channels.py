@@ -35,7 +35,7 @@ def _build(channel: str, module: str, cls: str, settings: NotificationsSettings)
     try:
         factory: Any = getattr(importlib.import_module(f"notifications.adapters.{module}"), cls)
         return factory(settings)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, TypeError) as exc:  # missing, or built another way
         log.warning("%s channel unavailable: %s", channel, exc)
         return Unavailable(channel, str(exc))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -219,7 +220,9 @@ class TemplateStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.current = db[TEMPLATES]
         self.versions = db[TEMPLATE_VERSIONS]
-        self._cache: dict[str, Template] = {}
+        # Read on every message: cached briefly, so another replica's edit is used within seconds.
+        self._cache: dict[str, tuple[float, Template]] = {}
+        self.cache_s = 10.0
 
     async def seed(self, defaults: list[Template]) -> None:
         now = datetime.now(UTC)
@@ -231,13 +234,14 @@ class TemplateStore:
 
     async def get(self, template_id: str, language: str, channel: str) -> Template | None:
         key = template_key(template_id, language, channel)
-        if key in self._cache:
-            return self._cache[key]
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
         doc = await self.current.find_one({"_id": key})
         if doc is None:
             return None
         template = _template(doc)
-        self._cache[key] = template
+        self._cache[key] = (time.monotonic(), template)
         return template
 
     async def all(self) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from notifications.domain.templates import (
     sample_params,
 )
 from notifications.handlers import callbacks
-from notifications.handlers.dispatch import OPEN, dispatch
+from notifications.handlers.dispatch import OPEN, dispatch, send_timer
 from notifications.handlers.messages import new_entry
 
 audit = logging.getLogger("crm.audit")
@@ -135,7 +135,7 @@ def build_router(deps: NotificationsDeps) -> APIRouter:
         if moved is None:
             raise Problem(409, "Not cancellable", f"The message is {doc['status']}; only scheduled ones can be "
                           "cancelled.", field="status")
-        await deps.timers.cancel(f"send:{message_id}")
+        await deps.timers.cancel(send_timer(message_id, doc["due_at"]))  # a late firing finds it cancelled anyway
         audit.info("message cancelled", extra={"sub": principal.subject, "message_id": message_id})
         return message_view(await deps.ledger.get(message_id) or moved)
 

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 CARE_TIMER = "care"
 CARE_AT = time(9, 0)
+LETTERS_TIMER = "letters"
+LETTERS_AT = time(18, 0)  # the day's letters go to print in one batch per region
 
 __all__ = ["absorb_customers", "contact_from", "handle_cause", "timer_handlers"]
 
@@ -62,10 +64,24 @@ async def handle_cause(deps: NotificationsDeps, event: CloudEvent, intents: list
 
 
 async def schedule_care(deps: NotificationsDeps, day: date) -> None:
+    """The daily timers of each region: care greetings in the morning, the letter batch in the evening."""
     for region in KNOWN_REGIONS:
-        at = datetime.combine(day, CARE_AT, tzinfo=deps.tz)
-        await deps.timers.schedule(f"care:{region}:{day.isoformat()}", CARE_TIMER, at,
-                                   {"region": region, "day": day.isoformat()})
+        payload = {"region": region, "day": day.isoformat()}
+        await deps.timers.schedule(f"care:{region}:{day.isoformat()}", CARE_TIMER,
+                                   datetime.combine(day, CARE_AT, tzinfo=deps.tz), payload)
+        await deps.timers.schedule(f"letters:{region}:{day.isoformat()}", LETTERS_TIMER,
+                                   datetime.combine(day, LETTERS_AT, tzinfo=deps.tz), payload)
+
+
+async def print_letters(deps: NotificationsDeps, region: str, day: date) -> None:
+    """Render the region's letter batch of the day (the letters adapter's `render`)."""
+    gateway = deps.gateways.get("letter")
+    batcher = getattr(gateway, "batcher", None)
+    if batcher is None:
+        log.warning("no letter batcher: the day's letters are not rendered", extra={"region": region})
+        return
+    path = await batcher.render(region, day)
+    log.info("letter batch rendered", extra={"region": region, "day": day.isoformat(), "path": str(path)})
 
 
 async def birthdays(deps: NotificationsDeps, region: str, day: date) -> int:
@@ -103,4 +119,8 @@ def timer_handlers(deps: NotificationsDeps) -> dict[str, Any]:
         await birthdays(deps, timer["payload"]["region"], day)
         await schedule_care(deps, day + timedelta(days=1))
 
-    return {SEND_TIMER: on_send, BROADCAST_TIMER: on_broadcast, RECONCILE_TIMER: on_reconcile, CARE_TIMER: on_care}
+    async def on_letters(timer: dict[str, Any]) -> None:
+        await print_letters(deps, timer["payload"]["region"], date.fromisoformat(timer["payload"]["day"]))
+
+    return {SEND_TIMER: on_send, BROADCAST_TIMER: on_broadcast, RECONCILE_TIMER: on_reconcile, CARE_TIMER: on_care,
+            LETTERS_TIMER: on_letters}

@@ -16,14 +16,15 @@ from notifications.adapters.gateways import OutboundMessage, SendResult, Timeout
 from notifications.deps import NotificationsDeps
 from notifications.domain.gate import MessageClass
 from notifications.handlers import events
-from notifications.handlers.messages import gate
+from notifications.handlers.messages import SEND_TIMER, gate, schedule_send, send_timer
 
 log = logging.getLogger(__name__)
 
-SEND_TIMER = "send"
+
 RECONCILE_TIMER = "reconcile"
 RECONCILE_AFTER = timedelta(hours=48)  # receipts come within minutes; providers keep them 72 h
 OPEN = ("scheduled", "retrying")
+__all__ = ["OPEN", "SEND_TIMER", "dispatch", "give_up_unconfirmed", "send_timer"]
 
 
 def _aware(at: datetime) -> datetime:
@@ -41,7 +42,7 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
         return str(doc["status"])
     now = deps.clock()
     if _aware(doc["due_at"]) > now:
-        await deps.timers.schedule(f"send:{mid}", SEND_TIMER, _aware(doc["due_at"]), {"id": mid})
+        await schedule_send(deps, mid, doc["due_at"])
         return "scheduled"
     contact = await deps.directory.get(doc["customer_id"]) if doc.get("customer_id") else None
     decision = await gate(deps, doc, contact, now)
@@ -55,7 +56,7 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
         moved = await deps.ledger.transition(mid, OPEN, {"due_at": decision.until, "reason": decision.reason},
                                              note=f"deferred: {decision.reason}")
         if moved:
-            await deps.timers.schedule(f"send:{mid}", SEND_TIMER, decision.until, {"id": mid})
+            await schedule_send(deps, mid, decision.until)
         return "scheduled"
     if doc["channel"] == "sms":
         await deps.limiter.acquire(urgent=doc["message_class"] in (MessageClass.SERVICE, MessageClass.STAFF))
@@ -98,7 +99,7 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
         mid, ("sending",), {"status": "retrying", "reason": error, "due_at": retry_at},
         lambda d: events.failed(d, error, now, attempts=attempt, will_retry=True), note=f"retry at {retry_at}")
     if moved:
-        await deps.timers.schedule(f"send:{mid}", SEND_TIMER, retry_at, {"id": mid})
+        await schedule_send(deps, mid, retry_at)
     return "retrying"
 
 

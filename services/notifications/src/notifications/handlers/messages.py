@@ -4,7 +4,7 @@ and whether the gate lets it go now, later, or never."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_contracts.envelope import CloudEvent
@@ -20,6 +20,22 @@ from notifications.handlers import events
 log = logging.getLogger(__name__)
 
 STAFF_LANGUAGE = "zh-CN"
+SEND_TIMER = "send"
+
+
+def send_timer(mid: str, due: datetime) -> str:
+    """One timer per message and due time: a timer that fires and moves its message later
+    (a retry, a deferral) schedules a new one; re-using its own id would be marked done
+    by the poller right after the handler returns."""
+    return f"send:{mid}@{int(_utc(due).timestamp())}"
+
+
+async def schedule_send(deps: NotificationsDeps, mid: str, due: datetime) -> None:
+    await deps.timers.schedule(send_timer(mid, due), SEND_TIMER, _utc(due), {"id": mid})
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def new_entry(*, mid: str, intent: t.Intent, cause: CloudEvent, channel: str, language: str, now: datetime,
@@ -108,7 +124,7 @@ async def plan_one(deps: NotificationsDeps, intent: t.Intent, cause: CloudEvent)
                 if existing["due_at"].replace(tzinfo=now.tzinfo) <= now:
                     due_now.append(mid)
                 else:
-                    await deps.timers.schedule(f"send:{mid}", "send", existing["due_at"], {"id": mid})
+                    await schedule_send(deps, mid, existing["due_at"])
             continue
         template = await deps.templates.get(intent.template_id, language, channel)
         params = customer_params(intent, contact, language) if channel != "staff" else dict(intent.params)
@@ -134,5 +150,5 @@ async def plan_one(deps: NotificationsDeps, intent: t.Intent, cause: CloudEvent)
             if entry["due_at"] <= now:
                 due_now.append(mid)
             else:
-                await deps.timers.schedule(f"send:{mid}", "send", entry["due_at"], {"id": mid})
+                await schedule_send(deps, mid, entry["due_at"])
     return due_now

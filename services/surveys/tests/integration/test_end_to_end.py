@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from cases.bootstrap import create_app as create_cases_app
 from cases.handlers import case_id_for
 from cases.settings import CasesSettings
@@ -27,13 +28,31 @@ from .conftest import JWT_SECRET, customer, known, token
 pytestmark = pytest.mark.stack
 
 
+async def start_at_the_end(bootstrap: str, group: str, topic_names: list[str]) -> None:
+    """Commit a new consumer group's offsets at the end of its topics: a replica that starts
+    now, not one that first opens a case for every contact of the whole test session."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata
+        partitions = [TopicPartition(t, p) for t in topic_names for p in consumer.partitions_for_topic(t) or ()]
+        if not partitions:
+            return  # no topic yet: nothing to skip
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: offset for tp, offset in ends.items()})
+    finally:
+        await consumer.stop()
+
+
 @pytest.fixture(scope="module")
 async def cases(stack):
-    # The service's own consumer group, as cases' tests use it: after them it resumes at their
-    # offsets instead of re-reading every contact of the session.
+    suffix = unique_suffix()
+    group = f"crm-cases{suffix}"
+    await start_at_the_end(stack.bootstrap, group, [topics.INTAKE_CONTACTS, topics.SURVEYS_SURVEYS])
     settings = CasesSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
-                             CRM_DATABASE_SUFFIX=unique_suffix(), CRM_JWT_SECRET=JWT_SECRET,
-                             CRM_OUTBOX_POLL_INTERVAL_S=0.1)
+                             CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=JWT_SECRET,
+                             CRM_OUTBOX_POLL_INTERVAL_S=0.1, CRM_CONSUMER_GROUP=group)
     async with running_app(create_cases_app(settings)) as client:
         yield client
 

@@ -84,7 +84,7 @@ async def known(surveys, customer_id: str) -> None:
         doc = await app.state.ctx.db["customers"].find_one({"_id": customer_id})
         return doc and doc.get("known")
 
-    await eventually(there, timeout=30)
+    await eventually(there, timeout=60)
 
 
 async def survey_events(stack, kind_suffix: str, count: int = 1, timeout: float = 30, **fields) -> list:
@@ -92,7 +92,7 @@ async def survey_events(stack, kind_suffix: str, count: int = 1, timeout: float 
                        count=count, timeout=timeout)
 
 
-async def customer_surveys(surveys, customer_id: str, *, count: int = 1, timeout: float = 30,
+async def customer_surveys(surveys, customer_id: str, *, count: int = 1, timeout: float = 60,
                            regions=("shenzhen",)) -> list[dict]:
     async def fetch():
         r = await surveys.get(f"/v1/customers/{customer_id}/surveys", headers=token(regions=regions))

@@ -31,11 +31,11 @@ pytestmark = pytest.mark.stack
 @pytest.fixture(scope="module")
 async def cases(stack):
     suffix = unique_suffix()
+    group = f"crm-cases{suffix}"
+    await start_group_at_end(stack.bootstrap, group, [topics.INTAKE_CONTACTS, topics.SURVEYS_SURVEYS])
     settings = CasesSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
-                             CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=JWT_SECRET, CRM_OUTBOX_POLL_INTERVAL_S=0.1,
-                             CRM_CONSUMER_GROUP=f"crm-cases{suffix}")
-    # Only this test's contacts: earlier tests leave thousands on the topic in a full run.
-    await start_group_at_end(stack.bootstrap, f"crm-cases{suffix}", [topics.INTAKE_CONTACTS, topics.SURVEYS_SURVEYS])
+                             CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=JWT_SECRET,
+                             CRM_OUTBOX_POLL_INTERVAL_S=0.1, CRM_CONSUMER_GROUP=group)
     async with running_app(create_cases_app(settings)) as client:
         yield client
 
@@ -62,7 +62,8 @@ async def test_a_dissatisfied_return_visit_reopens_the_case(stack, surveys, case
         r = await cases.get(f"/v1/cases/{case_id}", headers=token())
         return r.json() if r.status_code == 200 else None
 
-    case = await eventually(opened, timeout=30)
+    # Long timeouts: in a whole-suite run each service first works through the session's backlog.
+    case = await eventually(opened, timeout=120)
     await step(cases, case_id, "validate", {"outcome": "valid", "explanation": "已受理"})
     await step(cases, case_id, "classify", {"severity": case["severity"], "category": "engineering_quality"})
     await step(cases, case_id, "assess", {"nature": "工程质量", "influence": "单户"})
@@ -81,13 +82,13 @@ async def test_a_dissatisfied_return_visit_reopens_the_case(stack, surveys, case
         r = await surveys.get("/v1/worklist", params={"region": "shenzhen", "limit": 200}, headers=token())
         return next((i for i in r.json()["items"] if i["case_id"] == case_id), None)
 
-    visit = await eventually(in_worklist, timeout=30)
+    visit = await eventually(in_worklist, timeout=120)
     assert visit["kind"] == "case_return_visit" and visit["urgency"] in ("open", "due_today")
     r = await surveys.post(f"/v1/surveys/{visit['survey_id']}/answers", headers=token(), json={
         "mode": "phone", "answers": {"overall": 2, "timeliness": 2, "attitude": 3, "resolved": "no"}})
     assert r.status_code == 200, r.text
     [reopened] = await wait_for_messages(stack.bootstrap, topics.CASES_CASES,
-                                         event_of_type("crm.cases.case.reopened.v1", case_id=case_id), timeout=30)
+                                         event_of_type("crm.cases.case.reopened.v1", case_id=case_id), timeout=120)
     assert "dissatisfied" in reopened.json()["data"]["reason"]
     after = await cases.get(f"/v1/cases/{case_id}", headers=token())
     assert after.json()["status"] not in ("closed", "lesson_recorded")

@@ -29,7 +29,7 @@ from crm_devstack.topics import ensure_topics_sync
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
-SERVICES = ("intake", "cases", "notifications", "surveys", "reporting")
+SERVICES = ("intake", "cases", "notifications", "surveys", "reporting", "console")
 
 
 def data_dir() -> Path:

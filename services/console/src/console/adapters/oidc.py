@@ -48,9 +48,11 @@ class OidcClient:
         endpoint = (await self.config())["token_endpoint"]
         data = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_url,
                 "client_id": self.client_id}
-        auth = (self.client_id, self.client_secret) if self.client_secret else None
         try:
-            response = await self.http.post(endpoint, data=data, auth=auth)
+            if self.client_secret:
+                response = await self.http.post(endpoint, data=data, auth=(self.client_id, self.client_secret))
+            else:  # a public client
+                response = await self.http.post(endpoint, data=data)
             response.raise_for_status()
             token = response.json().get("access_token")
         except (httpx.HTTPError, ValueError) as exc:

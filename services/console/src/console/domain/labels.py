@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of texts: one string pair a line reads best)
 """Every text of the console: key -> (Simplified Chinese, English)."""
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def tell(status: int, problem: dict[str, Any], t: Translator) -> ToldProblem:
             name = _leaf(str(error.get("field") or ""))
             key = "problem.field_required" if error.get("type") in _EMPTY else "problem.field_invalid"
             messages.append(Message(name or None, t(key, field=t.label("field", name))))
-    elif problem.get("field"):
+    elif problem.get("field") and not (status == 409 and problem["field"] == "status"):
+        # A 409 on `status` is what the headline already says: not at this step.
         name = _leaf(str(problem["field"]))
         key = "problem.field_not_now" if status == 409 else "problem.field_invalid"
         messages.append(Message(name, t(key, field=t.label("field", name))))

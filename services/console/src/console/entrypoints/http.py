@@ -7,8 +7,8 @@ import asyncio
 import time
 from typing import Annotated
 
-from crm_contracts.regions import KNOWN_REGIONS
 import jwt
+from crm_contracts.regions import KNOWN_REGIONS
 from crm_runtime.auth import ROLES, issue_token
 from crm_runtime.problems import Problem
 from fastapi import APIRouter, Form, Request

@@ -45,8 +45,8 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
 
     def desk(request: Request, user: User, **context: Any) -> Response:
         status = context.pop("status_code", 200)
-        base = {"channels": CHANNELS, "letter_forms": LETTER_FORMS, "posted": {}, "told": None, "recorded": None,
-                "idempotency_key": str(uuid.uuid4())}
+        base: dict[str, Any] = {"channels": CHANNELS, "letter_forms": LETTER_FORMS, "posted": {}, "told": None,
+                                "recorded": None, "idempotency_key": str(uuid.uuid4())}
         return render(request, "desk.html", base | context, user=user, status_code=status)
 
     @router.get("/desk", response_class=HTMLResponse)

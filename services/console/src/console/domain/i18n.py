@@ -75,10 +75,10 @@ class Translator:
 
 
 def parse_moment(value: datetime | str | None) -> datetime | None:
-    if value is None or value == "":
-        return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=CENTRE_ZONE)
+    if not isinstance(value, str) or not value:  # absent (None, or a template's undefined)
+        return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

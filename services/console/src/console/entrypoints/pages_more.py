@@ -73,8 +73,13 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         for key, value in form.items():
             if key.startswith("q_") and isinstance(value, str) and value.strip():
                 answers[key[2:]] = int(value) if value.strip().isdigit() else value.strip()
+        body: dict[str, Any] = {"mode": mode, "answers": answers}
+        notes = str(form.get("visit_notes") or "").strip()
+        if mode == "home_visit":  # a home visit is recorded with who went and what they saw
+            body["visit_record"] = {"visited_at": deps.now().isoformat(), "visitor": user.principal.subject,
+                                    "notes": notes}
         try:
-            await surveys.post_json(f"/v1/surveys/{survey_id}/answers", user.token, {"mode": mode, "answers": answers})
+            await surveys.post_json(f"/v1/surveys/{survey_id}/answers", user.token, body)
         except ServiceError as exc:
             told = tell(exc.status, exc.problem, Translator(user.language))
             survey = await _get(surveys, f"/v1/surveys/{survey_id}", user.token)

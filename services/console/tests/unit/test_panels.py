@@ -95,3 +95,14 @@ async def test_a_service_not_there_yet_shows_a_marked_empty_panel():
             page = await client.get(path)
             assert page.status_code == 200 and 'data-testid="panel-missing"' in page.text
         assert 'data-testid="messages-missing"' in (await client.get("/customers/cu1/messages")).text
+
+
+async def test_the_caller_lookup_says_it_is_not_available_while_intake_has_no_lookup():
+    sent: list[httpx.Request] = []
+    async with signed_in(sent) as client:
+        short = (await client.get("/desk/caller", params={"phone": "138"})).text
+        assert "caller-unavailable" not in short  # nothing asked for three digits
+        typed = (await client.get("/desk/caller", params={"phone": "138 1234 5678", "region": "shenzhen"})).text
+        assert 'data-testid="caller-unavailable"' in typed
+    asked = [r for r in sent if r.url.path == "/v1/customers/lookup"]
+    assert len(asked) == 1 and asked[0].url.params["phone"] == "13812345678"

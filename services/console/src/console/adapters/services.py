@@ -117,7 +117,9 @@ class IntakeClient(ServiceClient):
             return await self.get_json("/v1/customers/lookup", token,  # type: ignore[no-any-return]
                                        phone=phone, region=region)
         except ServiceError as exc:
-            if exc.status in (404, 405):
+            if exc.status == 404 and exc.problem.get("field"):  # the route is there; the number is not
+                return {}
+            if exc.status in (404, 405):  # no such route (yet)
                 return None
             raise
 

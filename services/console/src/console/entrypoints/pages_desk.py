@@ -83,13 +83,9 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         if len(digits) >= 7:
             try:
                 found = await intake.lookup_customer(user.token, digits, region or user.regions[0])
-                state = "found" if found else "unavailable" if found is None else "unknown"
-                if found is not None and not found.get("customer_id"):
-                    state = "unknown"
-            except ServiceError:
-                state = "unknown"
-            except ServiceUnavailable:
-                state = "unavailable"
+            except (ServiceError, ServiceUnavailable):
+                found = None
+            state = "unavailable" if found is None else "found" if found.get("customer_id") else "unknown"
         return render(request, "caller.html", {"state": state, "customer": found or {}}, user=user)
 
     @router.get("/consultations", response_class=HTMLResponse)

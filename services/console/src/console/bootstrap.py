@@ -41,14 +41,16 @@ def build_services(settings: ConsoleSettings, transport: httpx.AsyncBaseTranspor
     )
 
 
-def create_app(settings: ConsoleSettings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(settings: ConsoleSettings | None = None, *, services: Services | None = None,
+               oidc_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
     settings.refuse_unsafe()
     configure_logging(settings.service_name, settings.log_level)
     # httpx logs every request URL at INFO; the caller lookup's URL carries a phone number.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     oidc = (OidcClient(settings.oidc_issuer or "", settings.oidc_client_id or "", settings.oidc_client_secret,
-                       settings.oidc_redirect_url, settings.oidc_scopes) if settings.oidc_enabled else None)
+                       settings.oidc_redirect_url, settings.oidc_scopes, transport=oidc_transport)
+            if settings.oidc_enabled else None)
     deps = ConsoleDeps(
         settings=settings, services=services or build_services(settings),
         verifier=TokenVerifier(settings.signing_secret, settings.jwks_url, settings.jwt_audience),

@@ -19,11 +19,11 @@ class OidcError(Exception):
 
 class OidcClient:
     def __init__(self, issuer: str, client_id: str, client_secret: str | None, redirect_url: str, scopes: str,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
         self.issuer = issuer.rstrip("/")
         self.client_id, self.client_secret = client_id, client_secret
         self.redirect_url, self.scopes = redirect_url, scopes
-        self.http = httpx.AsyncClient(timeout=timeout_s)
+        self.http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._config: dict[str, Any] | None = None
 
     async def config(self) -> dict[str, Any]:

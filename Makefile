@@ -11,7 +11,7 @@ export CRM_ROOT := $(CURDIR)
 # Only these targets set it; a service started any other way needs a real CRM_JWT_SECRET.
 run test test-unit token bench: export CRM_DEV_MODE := 1
 
-.PHONY: help install provision run test test-unit test-stack lint fmt docs docs-check token bench redrive clean
+.PHONY: help install provision browser run test test-unit test-stack lint fmt docs docs-check token bench redrive clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,14 @@ run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all;
 	@$(BIN)/crm-stack stopped 2>/dev/null || true
 	@$(BIN)/honcho -f Procfile start $$($(BIN)/crm-stack processes); rc=$$?; $(BIN)/crm-stack stopped; exit $$rc
 
-test: provision ## Unit and integration tests against real Kafka and a MongoDB-protocol server
+# The console's browser tests drive Debian's chromium (Playwright's own browser download does
+# not work on these machines) with a CJK font for the Chinese screens.
+browser: ## Install chromium and a Chinese font for the console's browser tests (apt)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-zenhei) || \
+	  echo "make: chromium could not be installed: the console's browser tests will be skipped"
+
+test: provision browser ## Unit and integration tests against real Kafka and a MongoDB-protocol server
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: install ## Only the fast tests that need no servers

@@ -32,7 +32,7 @@ from crm_devstack.topics import ensure_topics_sync
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
-SERVICES = ("intake", "cases", "notifications", "surveys", "reporting")
+SERVICES = ("intake", "cases", "notifications", "surveys", "reporting", "console")
 SINKS = ("sms-sink", "smtp-sink")  # the outside parties notifications talks to, local stand-ins
 
 

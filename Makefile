@@ -27,7 +27,7 @@ provision: install ## Fetch Kafka (Maven Central) and build FerretDB (Go), cache
 	$(BIN)/crm-stack provision
 
 run: provision ## Start Kafka, FerretDB and the five services (Ctrl-C stops all; so does one dying, named)
-	@echo "CRM platform: intake :8001  cases :8002  notifications :8003  surveys :8004  reporting :8005"
+	@echo "CRM platform: console :8000  intake :8001  cases :8002  notifications :8003  surveys :8004  reporting :8005"
 	@echo "Kafka $${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}  MongoDB protocol $${MONGODB_URL:-mongodb://127.0.0.1:27017/}  data in .data/"
 	@echo "Docs at http://127.0.0.1:800N/docs, a token: make token ROLE=agent REGIONS=shenzhen"
 	@$(BIN)/crm-stack stopped 2>/dev/null || true

@@ -208,3 +208,23 @@ async def test_an_sla_breach_is_recorded_once_and_counted_by_clock(deps, clock):
     assert deps.cases.types(case_id).count(CASE + "sla-breached.v1") == 1
     assert count(deps, "crm_cases_sla_breaches_total", clock="first_reply") == 1
     await handlers.on_sla_timer(deps, {"payload": {"case_id": "gone"}})  # a case that no longer exists
+
+
+async def test_a_dissatisfied_repair_visit_opens_a_case_once_and_a_satisfied_one_none(deps, clock):
+    from crm_contracts.events.surveys import SurveyCompleted
+
+    def visit(survey_id: str, score: int) -> SurveyCompleted:
+        return SurveyCompleted.model_validate({
+            "survey_id": survey_id, "kind": "repair_return_visit", "customer_id": "cust-1",
+            "work_order_id": "wo-9", "project": "碧水湾", "building": "3", "unit": "1201",
+            "due_at": clock.now, "scores": {"overall": score}, "satisfied": score >= 4,
+            "dissatisfied": score <= 2, "completed_at": clock.now, "comment": "师傅修完还是漏"})
+
+    await handlers.on_survey_completed(deps, visit("sv-ok", 5), "shenzhen")
+    assert deps.cases.docs == {}
+    await handlers.on_survey_completed(deps, visit("sv-bad", 2), "shenzhen")
+    await handlers.on_survey_completed(deps, visit("sv-bad", 2), "shenzhen")  # delivered again
+    assert len(deps.cases.docs) == 1
+    case = await deps.cases.get(handlers.case_id_for("survey:sv-bad"))
+    assert case.region == "shenzhen" and case.customer_id == "cust-1"
+    assert "维修回访不满意" in case.subject

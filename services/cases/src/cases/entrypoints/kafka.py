@@ -17,7 +17,7 @@ def subscriptions(deps: CasesDeps, *, contact_workers: int = 1) -> list[Subscrip
         await handlers.on_contact_received(deps, data, event.id)
 
     async def on_survey_completed(event: CloudEvent, data: SurveyCompleted) -> None:
-        await handlers.on_survey_completed(deps, data)
+        await handlers.on_survey_completed(deps, data, event.region)
 
     return [
         Subscription(topics.INTAKE_CONTACTS, workers=contact_workers)

@@ -139,9 +139,29 @@ async def on_sla_timer(deps: CasesDeps, timer: dict[str, Any]) -> None:
         return
 
 
-async def on_survey_completed(deps: CasesDeps, data: SurveyCompleted) -> None:
-    """A dissatisfied return visit (1 or 2) reopens the case, or opens a follow-up case."""
-    if str(data.kind) != "case_return_visit" or not data.case_id or not data.dissatisfied:
+# Return visits after a repair or a sale have no case to reopen: a dissatisfied one opens a case.
+_VISIT_SUBJECTS = {
+    "repair_return_visit": "维修回访不满意 / Dissatisfied repair return visit",
+    "sales_return_visit": "销售回访不满意 / Dissatisfied sales return visit",
+}
+
+
+async def on_survey_completed(deps: CasesDeps, data: SurveyCompleted, region: str) -> None:
+    """A dissatisfied return visit (1 or 2) reopens the case, or opens a follow-up case; a
+    dissatisfied repair or sales visit opens a case of its own."""
+    if not data.dissatisfied:
+        return
+    kind = str(data.kind)
+    if kind in _VISIT_SUBJECTS:
+        about = data.work_order_id or data.contract_id or data.survey_id
+        body = f"{data.comment or ''}\n(survey {data.survey_id}, {kind}, about {about})".strip()
+        await open_case_from_contact(deps, {
+            "contact_id": f"survey:{data.survey_id}", "region": region, "customer_id": data.customer_id,
+            "channel": "hotline", "project": data.project, "building": data.building, "unit": data.unit,
+            "kind_hint": "complaint", "subject": _VISIT_SUBJECTS[kind], "body": body,
+            "received_at": data.completed_at})
+        return
+    if kind != "case_return_visit" or not data.case_id:
         return
     now = deps.now()
     reason = f"return visit {data.survey_id} dissatisfied"

@@ -1,6 +1,7 @@
 """schemathesis against every service's OpenAPI, on the running service: requests that
 fit the schema and requests that do not, with a token holding every role and region,
-with none and with a forged one. No answer may be a 5xx, and every 4xx is RFC 9457 problem+json."""
+with none and with a forged one. No answer may be a 5xx, and every 4xx is RFC 9457 problem+json
+(or, for a page made for people, an HTML page saying why)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,15 @@ def auth_variants() -> dict[str, dict[str, str]]:
             "forged-token": {"Authorization": f"Bearer {forged}"}}
 
 
-def problems_in(response: Any) -> str | None:
+def is_page(operation: Any) -> bool:
+    """A page for people (the survey's self-service page): it answers an error with an HTML
+    page that says why, in the customer's language, rather than with problem+json."""
+    responses = operation.definition.raw.get("responses", {})
+    return any("text/html" in (answer.get("content") or {}) for answer in responses.values()
+               if isinstance(answer, dict))
+
+
+def problems_in(response: Any, *, page: bool = False) -> str | None:
     """What is wrong with an answer, or None."""
     status = response.status_code
     if status >= 500:
@@ -46,6 +55,8 @@ def problems_in(response: Any) -> str | None:
     if 400 <= status < 500:
         values = {k.lower(): v for k, v in response.headers.items()}.get("content-type") or [""]
         content_type = values[0] if isinstance(values, list) else values
+        if page and content_type.startswith("text/html"):
+            return None
         if not content_type.startswith(PROBLEM_JSON):
             return f"{status} is {content_type!r}, not problem+json: {response.text[:200]}"
         try:
@@ -60,6 +71,7 @@ def problems_in(response: Any) -> str | None:
 def run_operation(operation: Any, mode: GenerationMode, pool: ThreadPoolExecutor, sessions: list[requests.Session],
                   failures: list[str], counter: dict[str, int]) -> None:
     variants = list(auth_variants().items())
+    page = is_page(operation)
 
     def send(case: Any, variant: str, headers: dict[str, str], session: requests.Session) -> None:
         sent = time.monotonic()
@@ -72,7 +84,7 @@ def run_operation(operation: Any, mode: GenerationMode, pool: ThreadPoolExecutor
         except requests.RequestException as exc:  # no answer at all is worse than a 500
             failures.append(f"{case.method} {case.formatted_path} [{mode.value}, {variant}]: no answer: {exc}")
             return
-        problem = problems_in(response)
+        problem = problems_in(response, page=page)
         with LOCK:  # three senders count at once
             counter["requests"] = counter.get("requests", 0) + 1
             counter["call_ms"] = counter.get("call_ms", 0) + int((time.monotonic() - sent) * 1000)

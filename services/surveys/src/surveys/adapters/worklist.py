@@ -10,6 +10,12 @@ number of surveys stored. Days are in China Standard Time, the customer centres'
 Rows follow the survey's revision, as the cases queue does: two writes of one survey can
 reach the index in either order, so a bucket keeps per survey only the newest thing it
 heard (a row with its revision, or the revision it was removed at).
+
+A writer that dies between the survey's write and the row's leaves the worklist wrong (a
+visit missing, or a stale row of an answered one). So each write of a listed survey first
+leaves a note (`worklist_repairs`, `<survey>@<rev>`, with the day it was listed on), and
+deletes it once the row is in place; `repair` finishes the writes whose note is older
+than a while, as the cases queue's repair does.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 WORKLIST = "worklist_index"
+REPAIRS = "worklist_repairs"
 CST = timezone(timedelta(hours=8))
 ROW_FIELDS = ("survey_id", "kind", "region", "customer_id", "case_id", "work_order_id", "contract_id",
               "project", "building", "unit", "opens_at", "due_at", "expires_at")
@@ -77,6 +84,25 @@ def removed(bucket: dict[str, Any] | None, survey_id: str, rev: int) -> dict[str
 class Worklist:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[WORKLIST]
+        self.repairs = db[REPAIRS]
+
+    async def note(self, survey_id: str, rev: int, previous: dict[str, Any] | None, at: datetime) -> str:
+        """Before writing revision `rev` of a listed survey: what a repair needs to finish it."""
+        note_id = f"{survey_id}@{rev}"
+        previous_day = due_day(previous["due_at"]) if previous is not None else None
+        try:
+            await self.repairs.insert_one({"_id": note_id, "survey_id": survey_id, "rev": rev,
+                                           "previous_day": previous_day, "at": at})
+        except DuplicateKeyError:
+            pass  # the same write again (a redelivery): one note
+        return note_id
+
+    async def done(self, note_id: str) -> None:
+        await self.repairs.delete_one({"_id": note_id})
+
+    async def notes(self, older_than: datetime) -> list[dict[str, Any]]:
+        """Unfinished writes noted before `older_than` (a handful: a full read is cheap)."""
+        return [n async for n in self.repairs.find({}) if n["at"] < older_than]
 
     async def place(self, survey: dict[str, Any], rev: int) -> None:
         """List an open visit in its region and due day (idempotent for one revision)."""

@@ -2,13 +2,31 @@
 
 The industry material asks for every product type to be visited, at least five
 households each; a row meets the target when that many distinct households answered.
+
+A product type is the building's form and the home's fit-out (`high_rise/bare`, `villa/
+finished`, ...). The partner contracts carry only the fit-out (`unit.delivered`'s
+`fit_out`), so the forms come from a configured mapping of projects and buildings
+(`CRM_SURVEYS_PRODUCT_FORMS`); a home the mapping does not name counts by its fit-out alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 MIN_HOUSEHOLDS = 5
+# The forms of residential product Chinese developers sell (高层, 洋房/小高层, 多层, 叠拼, 联排, 独栋别墅, 商业).
+FORMS = ("high_rise", "mid_rise", "low_rise", "stacked_villa", "townhouse", "villa", "commercial")
+
+
+def product_type(forms: Mapping[str, str], project: str | None, building: str | None,
+                 fit_out: str | None) -> str | None:
+    """The coverage product type of a home: `<form>/<fit_out>`, the form from `forms`
+    keyed `<project>|<building>` (one building) or `<project>` (the whole project)."""
+    form = forms.get(f"{project}|{building}") or forms.get(project or "")
+    if form and fit_out:
+        return f"{form}/{fit_out}"
+    return form or fit_out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ complaint falls due after it closes, right when its return visit is made).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -62,13 +63,27 @@ def decide(planned: Planned, facts: Facts, policy: Policy) -> Decision:
             return Decision("exclude", "renovating", "the home is being renovated")
         if facts.occupancy == "not_moved_in":
             return Decision("exclude", "not_moved_in", "the owner has not moved in")
-    quiet = timedelta(days=policy.quiet_days)
     for past, whose in ((facts.recent, "customer"), (facts.household_recent, "household")):
-        for survey in past:
-            if survey.survey_id != planned.survey_id and abs(survey.due_at - planned.due_at) < quiet:
-                return Decision("exclude", "already_surveyed",
-                                f"the {whose} has survey {survey.survey_id} within {policy.quiet_days} days")
+        survey = quiet_conflict(planned.survey_id, planned.due_at, past, policy.quiet_days)
+        if survey is not None:
+            return Decision("exclude", "already_surveyed",
+                            f"the {whose} has survey {survey.survey_id} within {policy.quiet_days} days")
     others = [c for c in facts.open_complaints if c != planned.case_id]
     if others:
         return Decision("defer", None, f"complaint {others[0]} is open")
     return SCHEDULE
+
+
+def quiet_conflict(survey_id: str, due_at: datetime, past: Iterable[PastSurvey], quiet_days: int,
+                   ) -> PastSurvey | None:
+    """Another survey due less than `quiet_days` from `due_at`, if there is one."""
+    quiet = timedelta(days=quiet_days)
+    for survey in past:
+        if survey.survey_id != survey_id and abs(survey.due_at - due_at) < quiet:
+            return survey
+    return None
+
+
+def counts_for_quiet(kind: str) -> bool:
+    """The case return visit is a step of the complaint, not a satisfaction survey."""
+    return kind != "case_return_visit"

@@ -41,6 +41,12 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(12)
 
 
+def derived_nonce(secret: str, survey_id: str) -> str:
+    """A first nonce that a rerun computes again (a campaign writes its surveys in batches
+    and a rerun must write the same links); as unguessable as a random one without the secret."""
+    return _b64(hmac.new(secret.encode(), f"nonce:{survey_id}".encode(), hashlib.sha256).digest()[:12])
+
+
 def _signature(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:18])
 

@@ -2,9 +2,12 @@
 
 Starting a campaign stores it and a timer due now; the timer (durable, so a restart
 resumes) reads the region's customers and homes once, decides each owner's eligibility
-in memory and inserts the surveys in batches with their events. A rerun skips the
-surveys already stored, so the result is the same however often it runs. One survey per
-household: the first co-owner read gets it, the others count as already surveyed.
+in memory and stores the surveys in batches of 500, a few batches in flight: per batch
+one bulk insert of the quiet-period claims, one of the surveys, and one outbox document
+with the batch's events. A rerun writes the same documents (ids and link nonces derive
+from the survey) and skips those stored, so the result is the same however often it
+runs. One survey per household: the first co-owner read gets it, the others count as
+already surveyed.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crm_runtime.outbox import OutgoingEvent
 
+from surveys.adapters.quiet import claim_ids
 from surveys.deps import SurveysDeps
-from surveys.domain import eligibility
-from surveys.domain.eligibility import Facts, PastSurvey
-from surveys.domain.schedule import annual_survey, campaign_id, reminder_at
+from surveys.domain import coverage, eligibility, tokens
+from surveys.domain.eligibility import Decision, Facts, PastSurvey
+from surveys.domain.schedule import Planned, annual_survey, campaign_id, reminder_at
 from surveys.handlers.answering import expire
 from surveys.handlers.events import scheduled
 from surveys.handlers.lifecycle import _apply_decision, document, mutate
@@ -28,6 +33,7 @@ from surveys.handlers.lifecycle import _apply_decision, document, mutate
 log = logging.getLogger(__name__)
 
 BATCH = 500
+IN_FLIGHT = 3  # batches being written at once: the store works on them while Python plans the next
 
 
 async def start(deps: SurveysDeps, region: str, year: int, actor: str) -> dict[str, Any]:
@@ -41,20 +47,36 @@ async def start(deps: SurveysDeps, region: str, year: int, actor: str) -> dict[s
     return campaign
 
 
+@dataclass
+class _Batch:
+    plans: list[tuple[Planned, Facts, Decision]] = field(default_factory=list)
+
+
 async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
     campaign = await deps.campaigns.get(timer["payload"]["campaign_id"])
     if campaign is None or campaign["status"] != "running":
         return {}
     started = time.monotonic()
     region, year, cid = campaign["region"], int(campaign["year"]), campaign["_id"]
-    homes = await deps.directory.region_homes(region)
+    # The two full reads side by side: FerretDB serves them on both cores.
+    customers, homes = await asyncio.gather(deps.directory.region_customers(region),
+                                            deps.directory.region_homes(region))
+    read_s = time.monotonic() - started
     taken: dict[str, str] = {}  # household -> the survey of this campaign that has it
-    batch: list[tuple[dict[str, Any], list[OutgoingEvent]]] = []
     counts: Counter[str] = Counter()
     due: Counter[str] = Counter()
     inserted = 0
-    writing: asyncio.Future[int] | None = None
-    async for customer in deps.directory.region_customers(region):
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    writing: set[asyncio.Task[int]] = set()
+    batch = _Batch()
+
+    async def write(b: _Batch) -> int:
+        try:
+            return await _store_batch(deps, cid, b, counts, due)
+        finally:
+            slots.release()
+
+    for customer in customers:
         units = customer.get("units") or []
         if not units:
             continue  # not an owner
@@ -62,31 +84,25 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         planned = annual_survey(deps.policy, region=region, year=year, customer_id=customer["_id"],
                                 starts_at=campaign["starts_at"], project=units[0]["project"],
                                 building=units[0]["building"], unit=units[0]["unit"],
-                                product_type=home.get("fit_out"))
-        household_recent = [PastSurvey(e["survey_id"], e["due_at"]) for e in home.get("recent", [])]
-        if planned.household in taken:
-            household_recent.append(PastSurvey(taken[planned.household], planned.due_at))
+                                product_type=coverage.product_type(deps.product_forms, units[0]["project"],
+                                                                   units[0]["building"], home.get("fit_out")))
+        # Co-owners of one home get one survey between them: the first read has it.
+        household_recent = ((PastSurvey(taken[planned.household], planned.due_at),)
+                            if planned.household in taken else ())
         facts = Facts(known=bool(customer.get("known")), consent=bool(customer.get("consent")),
-                      open_complaints=await _open_complaints(deps, customer),
-                      recent=tuple(PastSurvey(e["survey_id"], e["due_at"]) for e in customer.get("recent", [])),
-                      household_recent=tuple(household_recent))
+                      open_complaints=await _open_complaints(deps, customer), household_recent=household_recent)
         decision = eligibility.decide(planned, facts, deps.policy)
-        doc = document(planned, deps.now())
-        fields, outgoing = _apply_decision(doc, decision, deps, "0")
-        doc.update(fields)
-        counts[doc["status"]] += 1
-        if doc["status"] == "scheduled":
-            taken.setdefault(planned.household or "", doc["_id"])
-            due[deps.coverage.key(region, "annual", doc.get("project"), doc.get("product_type"))] += 1
-        if doc["status"] == "deferred":
-            await deps.directory.add_survey_id(customer["_id"], doc["_id"])  # released with the complaint
-        batch.append((doc, outgoing))
-        if len(batch) >= BATCH:
-            # One batch is stored while the next is prepared: the store and Python work side by side.
-            inserted += await writing if writing else 0
-            writing = asyncio.ensure_future(deps.surveys.insert_many(batch))
-            batch = []
-    inserted += (await writing if writing else 0) + await deps.surveys.insert_many(batch)
+        if decision.outcome == "schedule" and planned.household:
+            taken.setdefault(planned.household, planned.survey_id)
+        batch.plans.append((planned, facts, decision))
+        if len(batch.plans) >= BATCH:
+            await slots.acquire()
+            writing.add(asyncio.ensure_future(write(batch)))
+            batch = _Batch()
+    if batch.plans:
+        await slots.acquire()
+        writing.add(asyncio.ensure_future(write(batch)))
+    inserted = sum(await asyncio.gather(*writing))
     # One counter per project and product type, each its own document: side by side.
     await asyncio.gather(*(deps.coverage.count(
         {"_id": cid, "region": region, "kind": "annual", "project": key.split("|")[2],
@@ -100,9 +116,46 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
     await deps.timers.schedule(f"campaign.close:{cid}", "campaign.close", sample.expires_at, {"campaign_id": cid})
     elapsed = time.monotonic() - started
     await deps.campaigns.update(cid, {"status": "scheduled", "counts": dict(counts), "inserted": inserted,
-                                      "due_at": sample.due_at, "run_s": round(elapsed, 2)})
+                                      "due_at": sample.due_at, "run_s": round(elapsed, 2),
+                                      "read_s": round(read_s, 2)})
     log.info("annual campaign scheduled", extra={"campaign_id": cid, **counts, "seconds": round(elapsed, 1)})
     return dict(counts)
+
+
+async def _store_batch(deps: SurveysDeps, cid: str, batch: _Batch, counts: Counter[str],
+                       due: Counter[str]) -> int:
+    """Claim the quiet period of a batch's surveys (new claim documents in one bulk insert;
+    keys claimed already, one by one), then store the surveys and their events."""
+    quiet_days = deps.policy.quiet_days
+    claims = {p.survey_id: claim_ids(p.customer_id, p.household, p.due_at, quiet_days)
+              for p, _, d in batch.plans if d.outcome == "schedule"}
+    dues = {p.survey_id: p.due_at for p, _, _ in batch.plans}
+    existed = await deps.quiet.claim_new((doc_id, sid, dues[sid]) for sid, ids in claims.items() for doc_id in ids)
+    docs: list[dict[str, Any]] = []
+    outgoing: list[OutgoingEvent] = []
+    for planned, facts, decision in batch.plans:
+        if planned.survey_id in claims and existed.intersection(claims[planned.survey_id]):
+            conflict = await deps.quiet.claim(planned.survey_id, planned.customer_id, planned.household,
+                                              planned.due_at, quiet_days)
+            if conflict is not None:
+                await deps.quiet.release(planned.survey_id, planned.customer_id, planned.household,
+                                         planned.due_at, quiet_days)
+                whose, past = conflict
+                facts = (replace(facts, recent=(past,)) if whose == "customer"
+                         else replace(facts, household_recent=(*facts.household_recent, past)))
+                decision = eligibility.decide(planned, facts, deps.policy)
+        doc = document(planned, deps.now())
+        doc["nonce"] = tokens.derived_nonce(deps.link_secret, planned.survey_id)
+        fields, events = _apply_decision(doc, decision, deps, "0")
+        doc.update(fields)
+        counts[doc["status"]] += 1
+        if doc["status"] == "scheduled":
+            due[deps.coverage.key(doc["region"], "annual", doc.get("project"), doc.get("product_type"))] += 1
+        if doc["status"] == "deferred":
+            await deps.directory.add_survey_id(planned.customer_id, doc["_id"])  # released with the complaint
+        docs.append(doc)
+        outgoing += events
+    return await deps.surveys.insert_campaign_batch(f"{cid}|{docs[0]['_id']}", docs, outgoing)
 
 
 async def _open_complaints(deps: SurveysDeps, customer: dict[str, Any]) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from crm_contracts.events.partner import (
 )
 
 from surveys.deps import SurveysDeps
-from surveys.domain import schedule
+from surveys.domain import coverage, schedule
 from surveys.domain.schedule import household_key
 from surveys.handlers.lifecycle import release_held
 from surveys.handlers.lifecycle import schedule as _schedule
@@ -51,7 +51,9 @@ async def on_unit_delivered(deps: SurveysDeps, data: UnitDelivered, region: str)
     for planned in schedule.delivery_visits(deps.policy, region=region, customer_id=data.customer_id,
                                             delivered_at=data.delivered_at, project=data.project,
                                             building=data.building, unit=data.unit,
-                                            product_type=data.fit_out.value):
+                                            product_type=coverage.product_type(
+                                                deps.product_forms, data.project, data.building,
+                                                data.fit_out.value)):
         await _schedule(deps, planned)
 
 

@@ -18,10 +18,11 @@ from typing import Any
 from crm_runtime.outbox import OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict
 
+from surveys.adapters.worklist import due_day
 from surveys.deps import SurveysDeps
-from surveys.domain import definitions, eligibility, tokens
-from surveys.domain.eligibility import Decision, Facts, PastSurvey
-from surveys.domain.schedule import WORKLIST_KINDS, Planned, reminder_at, survey_id
+from surveys.domain import coverage, definitions, eligibility, tokens
+from surveys.domain.eligibility import Decision, Facts
+from surveys.domain.schedule import WORKLIST_KINDS, Planned, reminder_at
 from surveys.handlers import events
 
 log = logging.getLogger(__name__)
@@ -63,20 +64,28 @@ async def facts_for(deps: SurveysDeps, p: Planned) -> Facts:
     found = [await deps.directory.case(c) for c in customer.get("case_ids", [])]
     cases = [c for c in found if c is not None]
     majors = [c["major_at"] for c in cases if c.get("major_at")]
-    recent = [PastSurvey(e["survey_id"], e["due_at"]) for e in customer.get("recent", [])]
-    # Annual surveys are not written to each customer's record (a campaign is a region at
-    # once): look the customer's own up by their ids.
-    for year in (p.due_at.year, p.due_at.year - 1):
-        annual = await deps.surveys.get(survey_id("annual", p.region, str(year), p.customer_id))
-        if annual and annual["status"] in ("scheduled", "completed"):
-            recent.append(PastSurvey(annual["_id"], annual["due_at"]))
+    # The quiet period's surveys, annual ones included, are in the claim documents.
+    recent, household_recent = await deps.quiet.recent(p.customer_id, p.household, p.due_at, deps.policy.quiet_days)
     return Facts(
         known=bool(customer.get("known")), consent=bool(customer.get("consent")),
         occupancy=home.get("occupancy"), major_complaint_at=max(majors) if majors else None,
         open_complaints=tuple(c["_id"] for c in cases if c.get("open") and c.get("complaint", True)),
-        recent=tuple(recent),
-        household_recent=tuple(PastSurvey(e["survey_id"], e["due_at"]) for e in home.get("recent", [])),
+        recent=recent, household_recent=household_recent,
     )
+
+
+async def claim_quiet(deps: SurveysDeps, p: Planned, facts: Facts, decision: Decision) -> Decision:
+    """A survey about to be scheduled claims its customer and household for the quiet
+    period (exact: see adapters.quiet); if another survey got there first, it is excluded."""
+    if decision.outcome != "schedule" or not eligibility.counts_for_quiet(p.kind):
+        return decision
+    conflict = await deps.quiet.claim(p.survey_id, p.customer_id, p.household, p.due_at, deps.policy.quiet_days)
+    if conflict is None:
+        return decision
+    whose, past = conflict
+    facts = (dataclasses.replace(facts, recent=(*facts.recent, past)) if whose == "customer"
+             else dataclasses.replace(facts, household_recent=(*facts.household_recent, past)))
+    return eligibility.decide(p, facts, deps.policy)
 
 
 def _apply_decision(doc: dict[str, Any], decision: Decision, deps: SurveysDeps, tag: str,
@@ -94,14 +103,18 @@ def _apply_decision(doc: dict[str, Any], decision: Decision, deps: SurveysDeps, 
 async def schedule(deps: SurveysDeps, p: Planned) -> dict[str, Any]:
     """Plan a survey once: a repeat of the same event finds it and only settles it."""
     existing = await deps.surveys.get(p.survey_id)
+    note = None
     if existing is None:
         home = await deps.directory.home(p.household)
         if p.product_type is None and home and home.get("fit_out"):
-            p = dataclasses.replace(p, product_type=home["fit_out"])
-        decision = eligibility.decide(p, await facts_for(deps, p), deps.policy)
+            p = dataclasses.replace(p, product_type=product_type(deps, p.project, p.building, home["fit_out"]))
+        facts = await facts_for(deps, p)
+        decision = await claim_quiet(deps, p, facts, eligibility.decide(p, facts, deps.policy))
         doc = document(p, deps.now())
         change, outgoing = _apply_decision(doc, decision, deps, "0")
         doc.update(change)
+        if p.kind in WORKLIST_KINDS:
+            note = await deps.worklist.note(p.survey_id, 0, None, deps.now())
         if await deps.surveys.insert(doc, outgoing):
             log.info("survey planned", extra={"survey_id": p.survey_id, "kind": p.kind, "status": doc["status"]})
             existing = {**doc, REV: 0}
@@ -109,7 +122,13 @@ async def schedule(deps: SurveysDeps, p: Planned) -> dict[str, Any]:
             existing = await deps.surveys.get(p.survey_id)
     assert existing is not None
     await settle(deps, existing)
+    if note:
+        await deps.worklist.done(note)
     return existing
+
+
+def product_type(deps: SurveysDeps, project: str | None, building: str | None, fit_out: str | None) -> str | None:
+    return coverage.product_type(deps.product_forms, project, building, fit_out)
 
 
 Change = Callable[[dict[str, Any]], tuple[dict[str, Any], list[OutgoingEvent]] | None]
@@ -126,18 +145,24 @@ async def mutate(deps: SurveysDeps, sid: str, change: Change) -> dict[str, Any]:
             await settle(deps, doc)
             return doc
         fields, outgoing = result
+        rev = int(doc.get(REV, 0)) + 1
+        note = await deps.worklist.note(sid, rev, doc, deps.now()) if doc["kind"] in WORKLIST_KINDS else None
         try:
             await deps.surveys.update(doc, fields, outgoing)
         except RevisionConflict:
+            if note:
+                await deps.worklist.done(note)
             continue
-        new = {**doc, **fields, REV: int(doc.get(REV, 0)) + 1}
+        new = {**doc, **fields, REV: rev}
         await settle(deps, new, before=doc)
+        if note:
+            await deps.worklist.done(note)
         return new
     raise RevisionConflict(sid)
 
 
 async def settle(deps: SurveysDeps, doc: dict[str, Any], before: dict[str, Any] | None = None) -> None:
-    """Bring the worklist, timers, quiet-period record and coverage in line with the
+    """Bring the worklist, timers, quiet-period claims and coverage in line with the
     survey's state (each step idempotent)."""
     sid, status, rev = doc["_id"], doc["status"], int(doc.get(REV, 0))
     on_worklist = doc["kind"] in WORKLIST_KINDS
@@ -146,8 +171,6 @@ async def settle(deps: SurveysDeps, doc: dict[str, Any], before: dict[str, Any] 
     if before is not None and on_worklist and before["due_at"] != doc["due_at"]:
         await deps.worklist.remove(before, rev)
     if status == "scheduled":
-        if doc["kind"] != "case_return_visit":  # a step of the complaint, not a satisfaction survey
-            await deps.directory.remember_survey(doc["customer_id"], doc.get("household"), sid, doc["due_at"])
         if on_worklist:
             await deps.worklist.place(doc, rev)
         p = planned_of(doc)
@@ -163,15 +186,36 @@ async def settle(deps: SurveysDeps, doc: dict[str, Any], before: dict[str, Any] 
         return
     if on_worklist:
         await deps.worklist.remove(doc, rev)
+    if status in ("deferred", "excluded", "cancelled") and eligibility.counts_for_quiet(doc["kind"]):
+        await deps.quiet.release(sid, doc["customer_id"], doc.get("household"), doc["due_at"],
+                                 deps.policy.quiet_days)
+        if before is not None and before["due_at"] != doc["due_at"]:
+            await deps.quiet.release(sid, doc["customer_id"], doc.get("household"), before["due_at"],
+                                     deps.policy.quiet_days)
     if status == "deferred":
-        await deps.directory.forget_survey(doc["customer_id"], doc.get("household"), sid)
         return
     for kind in TIMERS:
         await deps.timers.cancel(f"{kind}:{sid}")
-    if status in ("excluded", "cancelled"):
-        await deps.directory.forget_survey(doc["customer_id"], doc.get("household"), sid)
     if status == "completed":
         await deps.coverage.count(doc, "done")
+
+
+async def repair_worklist(deps: SurveysDeps, older_than_s: float) -> int:
+    """Finish the worklist moves of survey writes whose writer died in between (a visit
+    stored but not listed, or still listed once answered): safe on every replica at once."""
+    repaired = 0
+    for note in await deps.worklist.notes(deps.now() - timedelta(seconds=older_than_s)):
+        doc = await deps.surveys.get(note["survey_id"])
+        if doc is not None:
+            previous_day = note.get("previous_day")
+            if previous_day is not None and previous_day != due_day(doc["due_at"]):
+                await deps.worklist.remove(doc, int(doc.get(REV, 0)), day=previous_day)
+            await settle(deps, doc)
+        await deps.worklist.done(note["_id"])
+        repaired += 1
+    if repaired:
+        log.info("worklist repaired", extra={"writes": repaired})
+    return repaired
 
 
 async def release_held(deps: SurveysDeps, customer_id: str) -> None:
@@ -183,7 +227,8 @@ async def release_held(deps: SurveysDeps, customer_id: str) -> None:
         if doc is None or doc["status"] != "deferred":
             continue
         moved = planned_of(doc).moved(deps.now() + timedelta(days=deps.policy.deferral_days), deps.policy)
-        decision = eligibility.decide(moved, await facts_for(deps, moved), deps.policy)
+        facts = await facts_for(deps, moved)
+        decision = await claim_quiet(deps, moved, facts, eligibility.decide(moved, facts, deps.policy))
         if decision.outcome == "defer":
             continue
         window = {"opens_at": moved.opens_at, "due_at": moved.due_at, "expires_at": moved.expires_at,

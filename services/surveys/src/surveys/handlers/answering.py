@@ -115,7 +115,8 @@ async def on_check(deps: SurveysDeps, timer: dict[str, Any]) -> None:
     doc = await deps.surveys.get(sid)
     if doc is None or doc["status"] != "scheduled":
         return
-    decision = eligibility.decide(planned_of(doc), await facts_for(deps, planned_of(doc)), deps.policy)
+    facts, _ = await facts_for(deps, planned_of(doc))
+    decision = eligibility.decide(planned_of(doc), facts, deps.policy)
 
     def recheck(d: dict[str, Any]):
         if d["status"] != "scheduled" or decision.outcome == "schedule":

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from crm_runtime.outbox import OutgoingEvent
@@ -28,7 +28,7 @@ from surveys.domain.eligibility import Decision, Facts, PastSurvey
 from surveys.domain.schedule import Planned, annual_survey, campaign_id, reminder_at
 from surveys.handlers.answering import expire
 from surveys.handlers.events import scheduled
-from surveys.handlers.lifecycle import _apply_decision, document, mutate
+from surveys.handlers.lifecycle import _apply_decision, document, mutate, with_conflict
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ async def start(deps: SurveysDeps, region: str, year: int, actor: str) -> dict[s
 
 @dataclass
 class _Batch:
-    plans: list[tuple[Planned, Facts, Decision]] = field(default_factory=list)
+    plans: list[tuple[Planned, list[str], Facts, Decision]] = field(default_factory=list)  # with the homes
 
 
 async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
@@ -94,7 +94,7 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         decision = eligibility.decide(planned, facts, deps.policy)
         if decision.outcome == "schedule" and planned.household:
             taken.setdefault(planned.household, planned.survey_id)
-        batch.plans.append((planned, facts, decision))
+        batch.plans.append((planned, [u["key"] for u in units if u.get("key")], facts, decision))
         if len(batch.plans) >= BATCH:
             await slots.acquire()
             writing.add(asyncio.ensure_future(write(batch)))
@@ -103,6 +103,7 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         await slots.acquire()
         writing.add(asyncio.ensure_future(write(batch)))
     inserted = sum(await asyncio.gather(*writing))
+    write_s = time.monotonic() - started - read_s
     # One counter per project and product type, each its own document: side by side.
     await asyncio.gather(*(deps.coverage.count(
         {"_id": cid, "region": region, "kind": "annual", "project": key.split("|")[2],
@@ -117,7 +118,7 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
     elapsed = time.monotonic() - started
     await deps.campaigns.update(cid, {"status": "scheduled", "counts": dict(counts), "inserted": inserted,
                                       "due_at": sample.due_at, "run_s": round(elapsed, 2),
-                                      "read_s": round(read_s, 2)})
+                                      "read_s": round(read_s, 2), "write_s": round(write_s, 2)})
     log.info("annual campaign scheduled", extra={"campaign_id": cid, **counts, "seconds": round(elapsed, 1)})
     return dict(counts)
 
@@ -125,29 +126,31 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
 async def _store_batch(deps: SurveysDeps, cid: str, batch: _Batch, counts: Counter[str],
                        due: Counter[str]) -> int:
     """Claim the quiet period of a batch's surveys (new claim documents in one bulk insert;
-    keys claimed already, one by one), then store the surveys and their events."""
+    documents that exist, one by one), then store the surveys and their events."""
     quiet_days = deps.policy.quiet_days
-    claims = {p.survey_id: claim_ids(p.customer_id, p.household, p.due_at, quiet_days)
-              for p, _, d in batch.plans if d.outcome == "schedule"}
-    dues = {p.survey_id: p.due_at for p, _, _ in batch.plans}
-    existed = await deps.quiet.claim_new((doc_id, sid, dues[sid]) for sid, ids in claims.items() for doc_id in ids)
+    claims: dict[str, list[str]] = {}
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for p, homes, _, decision in batch.plans:
+        if decision.outcome == "schedule":
+            claims[p.survey_id] = claim_ids(p.customer_id, homes, p.household, p.due_at, quiet_days)
+            entry = {"survey_id": p.survey_id, "customer_id": p.customer_id, "household": p.household,
+                     "due_at": p.due_at}
+            entries += [(doc_id, entry) for doc_id in claims[p.survey_id]]
+    existed = await deps.quiet.claim_new(entries)
     docs: list[dict[str, Any]] = []
     outgoing: list[OutgoingEvent] = []
-    for planned, facts, decision in batch.plans:
-        if planned.survey_id in claims and existed.intersection(claims[planned.survey_id]):
-            conflict = await deps.quiet.claim(planned.survey_id, planned.customer_id, planned.household,
+    for planned, _, facts, decision in batch.plans:
+        ids = claims.get(planned.survey_id, [])
+        if existed.intersection(ids):
+            conflict = await deps.quiet.claim(ids, planned.survey_id, planned.customer_id, planned.household,
                                               planned.due_at, quiet_days)
             if conflict is not None:
-                await deps.quiet.release(planned.survey_id, planned.customer_id, planned.household,
-                                         planned.due_at, quiet_days)
-                whose, past = conflict
-                facts = (replace(facts, recent=(past,)) if whose == "customer"
-                         else replace(facts, household_recent=(*facts.household_recent, past)))
-                decision = eligibility.decide(planned, facts, deps.policy)
+                await deps.quiet.release(ids, planned.survey_id)  # those inserted in bulk too
+                decision, ids = eligibility.decide(planned, with_conflict(facts, conflict), deps.policy), []
         doc = document(planned, deps.now())
         doc["nonce"] = tokens.derived_nonce(deps.link_secret, planned.survey_id)
         fields, events = _apply_decision(doc, decision, deps, "0")
-        doc.update(fields)
+        doc.update(fields, quiet_claims=ids)
         counts[doc["status"]] += 1
         if doc["status"] == "scheduled":
             due[deps.coverage.key(doc["region"], "annual", doc.get("project"), doc.get("product_type"))] += 1

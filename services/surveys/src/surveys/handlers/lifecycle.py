@@ -18,10 +18,11 @@ from typing import Any
 from crm_runtime.outbox import OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict
 
+from surveys.adapters.quiet import claim_ids
 from surveys.adapters.worklist import due_day
 from surveys.deps import SurveysDeps
 from surveys.domain import coverage, definitions, eligibility, tokens
-from surveys.domain.eligibility import Decision, Facts
+from surveys.domain.eligibility import Decision, Facts, PastSurvey
 from surveys.domain.schedule import WORKLIST_KINDS, Planned, reminder_at
 from surveys.handlers import events
 
@@ -58,34 +59,48 @@ def planned_of(doc: dict[str, Any]) -> Planned:
     return Planned(**{k: v for k, v in doc.items() if k in names}, survey_id=doc["_id"])  # type: ignore[arg-type]
 
 
-async def facts_for(deps: SurveysDeps, p: Planned) -> Facts:
+def quiet_ids(deps: SurveysDeps, p: Planned, customer: dict[str, Any]) -> list[str]:
+    homes = [u["key"] for u in customer.get("units") or [] if u.get("key")]
+    return claim_ids(p.customer_id, homes, p.household, p.due_at, deps.policy.quiet_days)
+
+
+async def facts_for(deps: SurveysDeps, p: Planned) -> tuple[Facts, list[str]]:
+    """What decides the survey, and the quiet-period documents it would claim."""
     customer = await deps.directory.customer(p.customer_id) or {}
     home = await deps.directory.home(p.household) or {}
     found = [await deps.directory.case(c) for c in customer.get("case_ids", [])]
     cases = [c for c in found if c is not None]
     majors = [c["major_at"] for c in cases if c.get("major_at")]
     # The quiet period's surveys, annual ones included, are in the claim documents.
-    recent, household_recent = await deps.quiet.recent(p.customer_id, p.household, p.due_at, deps.policy.quiet_days)
+    ids = quiet_ids(deps, p, customer)
+    recent, household_recent = await deps.quiet.recent(ids, p.customer_id, p.household)
     return Facts(
         known=bool(customer.get("known")), consent=bool(customer.get("consent")),
         occupancy=home.get("occupancy"), major_complaint_at=max(majors) if majors else None,
         open_complaints=tuple(c["_id"] for c in cases if c.get("open") and c.get("complaint", True)),
         recent=recent, household_recent=household_recent,
-    )
+    ), ids
 
 
-async def claim_quiet(deps: SurveysDeps, p: Planned, facts: Facts, decision: Decision) -> Decision:
+async def claim_quiet(deps: SurveysDeps, p: Planned, facts: Facts, ids: list[str],
+                      decision: Decision) -> tuple[Decision, list[str]]:
     """A survey about to be scheduled claims its customer and household for the quiet
-    period (exact: see adapters.quiet); if another survey got there first, it is excluded."""
+    period (exact: see adapters.quiet); if another survey got there first, it is excluded.
+    Returns the decision and the documents claimed."""
     if decision.outcome != "schedule" or not eligibility.counts_for_quiet(p.kind):
-        return decision
-    conflict = await deps.quiet.claim(p.survey_id, p.customer_id, p.household, p.due_at, deps.policy.quiet_days)
+        return decision, []
+    conflict = await deps.quiet.claim(ids, p.survey_id, p.customer_id, p.household, p.due_at,
+                                      deps.policy.quiet_days)
     if conflict is None:
-        return decision
+        return decision, ids
+    return eligibility.decide(p, with_conflict(facts, conflict), deps.policy), []
+
+
+def with_conflict(facts: Facts, conflict: tuple[str, PastSurvey]) -> Facts:
     whose, past = conflict
-    facts = (dataclasses.replace(facts, recent=(*facts.recent, past)) if whose == "customer"
-             else dataclasses.replace(facts, household_recent=(*facts.household_recent, past)))
-    return eligibility.decide(p, facts, deps.policy)
+    if whose == "customer":
+        return dataclasses.replace(facts, recent=(*facts.recent, past))
+    return dataclasses.replace(facts, household_recent=(*facts.household_recent, past))
 
 
 def _apply_decision(doc: dict[str, Any], decision: Decision, deps: SurveysDeps, tag: str,
@@ -108,11 +123,11 @@ async def schedule(deps: SurveysDeps, p: Planned) -> dict[str, Any]:
         home = await deps.directory.home(p.household)
         if p.product_type is None and home and home.get("fit_out"):
             p = dataclasses.replace(p, product_type=product_type(deps, p.project, p.building, home["fit_out"]))
-        facts = await facts_for(deps, p)
-        decision = await claim_quiet(deps, p, facts, eligibility.decide(p, facts, deps.policy))
+        facts, ids = await facts_for(deps, p)
+        decision, claimed = await claim_quiet(deps, p, facts, ids, eligibility.decide(p, facts, deps.policy))
         doc = document(p, deps.now())
         change, outgoing = _apply_decision(doc, decision, deps, "0")
-        doc.update(change)
+        doc.update(change, quiet_claims=claimed)
         if p.kind in WORKLIST_KINDS:
             note = await deps.worklist.note(p.survey_id, 0, None, deps.now())
         if await deps.surveys.insert(doc, outgoing):
@@ -186,12 +201,8 @@ async def settle(deps: SurveysDeps, doc: dict[str, Any], before: dict[str, Any] 
         return
     if on_worklist:
         await deps.worklist.remove(doc, rev)
-    if status in ("deferred", "excluded", "cancelled") and eligibility.counts_for_quiet(doc["kind"]):
-        await deps.quiet.release(sid, doc["customer_id"], doc.get("household"), doc["due_at"],
-                                 deps.policy.quiet_days)
-        if before is not None and before["due_at"] != doc["due_at"]:
-            await deps.quiet.release(sid, doc["customer_id"], doc.get("household"), before["due_at"],
-                                     deps.policy.quiet_days)
+    if status in ("deferred", "excluded", "cancelled") and doc.get("quiet_claims"):
+        await deps.quiet.release(doc["quiet_claims"], sid)
     if status == "deferred":
         return
     for kind in TIMERS:
@@ -227,12 +238,12 @@ async def release_held(deps: SurveysDeps, customer_id: str) -> None:
         if doc is None or doc["status"] != "deferred":
             continue
         moved = planned_of(doc).moved(deps.now() + timedelta(days=deps.policy.deferral_days), deps.policy)
-        facts = await facts_for(deps, moved)
-        decision = await claim_quiet(deps, moved, facts, eligibility.decide(moved, facts, deps.policy))
+        facts, ids = await facts_for(deps, moved)
+        decision, claimed = await claim_quiet(deps, moved, facts, ids, eligibility.decide(moved, facts, deps.policy))
         if decision.outcome == "defer":
             continue
         window = {"opens_at": moved.opens_at, "due_at": moved.due_at, "expires_at": moved.expires_at,
-                  "notice_at": None, "check_at": None}
+                  "notice_at": None, "check_at": None, "quiet_claims": claimed}
 
         def release(d: dict[str, Any], w: dict[str, Any] = window, dec: Decision = decision):
             if d["status"] != "deferred":

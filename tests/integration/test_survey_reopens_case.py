@@ -1,6 +1,6 @@
-"""The user's story on the real stack, with the cases service running next to surveys:
-close a case, find its return visit in the worklist, answer it with a 2, see the case
-reopened."""
+"""Surveys and cases together on the real stack (a cross-service story, hence here and not
+in either service's tests): close a case, find its return visit in the surveys worklist,
+answer it with a 2, see the case reopened."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from cases.bootstrap import create_app as create_cases_app
 from cases.handlers import case_id_for
 from cases.settings import CasesSettings
 from crm_contracts import topics
+from crm_runtime.auth import issue_token
 from crm_runtime.testing import (
     event_of_type,
     eventually,
@@ -22,10 +23,50 @@ from crm_runtime.testing import (
     unique_suffix,
     wait_for_messages,
 )
-
-from .conftest import JWT_SECRET, customer, known, token
+from surveys.bootstrap import create_app as create_surveys_app
+from surveys.settings import SurveysSettings
 
 pytestmark = pytest.mark.stack
+
+JWT_SECRET = "cross-service-tests-secret-of-at-least-32-bytes"
+
+
+def token() -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(JWT_SECRET, sub="agent-1", roles=["agent"],
+                                                     regions=["shenzhen"])}
+
+
+@pytest.fixture(scope="module")
+async def surveys(stack):
+    suffix = unique_suffix()
+    group = f"crm-surveys{suffix}"
+    await start_group_at_end(stack.bootstrap, group, [topics.PARTNER_CUSTOMERS, topics.PARTNER_UNITS, topics.PARTNER_SALES,
+                                                      topics.PARTNER_REPAIRS, topics.CASES_CASES])
+    settings = SurveysSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
+                               CRM_DATABASE_SUFFIX=suffix, CRM_JWT_SECRET=JWT_SECRET,
+                               CRM_OUTBOX_POLL_INTERVAL_S=0.1, CRM_TIMER_POLL_INTERVAL_S=0.2,
+                               CRM_CONSUMER_GROUP=group)
+    app = create_surveys_app(settings)
+    async with running_app(app) as client:
+        client.app = app
+        yield client
+
+
+async def customer(stack) -> str:
+    """A consenting customer from the partner archive."""
+    customer_id = f"cust-{uuid.uuid4().hex[:10]}"
+    await produce(stack.bootstrap, topics.PARTNER_CUSTOMERS, make_event("crm.partner.customer.upserted.v1", {
+        "customer_id": customer_id, "name": "张三", "phones": ["13800138000"],
+        "consent": {"sms": True, "email": False, "letter": False}, "units": []}, subject=customer_id))
+    return customer_id
+
+
+async def known(surveys, customer_id: str) -> None:
+    async def there():
+        doc = await surveys.app.state.ctx.db["customers"].find_one({"_id": customer_id})
+        return doc and doc.get("known")
+
+    await eventually(there, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -163,3 +163,33 @@ def test_coverage_needs_five_households_per_product_type():
     rows = [CoverageRow("p", "bare", 10, 6, 5), CoverageRow("p", "finished", 8, 4, 4)]
     assert [r.meets_target for r in rows] == [True, False]
     assert summary(rows)["covered_ratio"] == 0.5 and summary(rows)["due"] == 18
+
+
+def test_product_type_is_the_building_form_and_the_fit_out():
+    from surveys.domain.coverage import product_type
+
+    forms = {"碧水湾": "high_rise", "碧水湾|9": "villa"}
+    assert product_type(forms, "碧水湾", "3", "bare") == "high_rise/bare"
+    assert product_type(forms, "碧水湾", "9", "finished") == "villa/finished"  # a building overrides its project
+    assert product_type(forms, "云山", "1", "bare") == "bare"  # not in the mapping: the fit-out alone
+    assert product_type(forms, "碧水湾", "3", None) == "high_rise"
+
+
+def test_unknown_product_forms_are_refused_at_start_up():
+    from pydantic import ValidationError
+    from surveys.settings import SurveysSettings
+
+    with pytest.raises(ValidationError, match="skyscraper"):
+        SurveysSettings(CRM_SURVEYS_PRODUCT_FORMS='{"碧水湾": "skyscraper"}')
+
+
+def test_two_surveys_less_than_the_quiet_period_apart_share_a_claim_document():
+    from surveys.adapters.quiet import claim_ids
+
+    def ids(due: datetime, homes=("p|1|101",)) -> set[str]:
+        return set(claim_ids("c1", homes, "p|1|101", due, 30))
+
+    year_end = datetime(2026, 12, 31, 20, tzinfo=UTC)
+    assert ids(year_end) & ids(year_end + timedelta(days=29))  # across the new year
+    assert ids(datetime(2026, 6, 1, tzinfo=UTC)) == {"h:p|1|101|2026"}  # one document mid-year
+    assert claim_ids("c1", (), None, year_end, 30) == ["c:c1|2026", "c:c1|2027"]  # no home: the customer's

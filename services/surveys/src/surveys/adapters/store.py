@@ -128,6 +128,15 @@ class Directory:
             update["$addToSet"] = {"customer_ids": customer_id}
         await self.homes.update_one({"_id": key}, update, upsert=True)
 
+    async def note_fit_out(self, key: str, fit_out: str) -> None:
+        """Copy a home's fit-out to its owners' documents: the annual campaign then reads the
+        region's customers only, not their homes too (a full read costs per document)."""
+        home = await self.homes.find_one({"_id": key}, {"customer_ids": 1})
+        for customer_id in (home or {}).get("customer_ids", []):
+            await self.customers.update_one({"_id": customer_id},
+                                            {"$addToSet": {"fit_outs": {"key": key, "fit_out": fit_out}}},
+                                            upsert=True)
+
     async def save_case(self, case_id: str, fields: dict[str, Any], sequence: int | None) -> bool:
         """Keep the newest state of a case (its events carry a sequence); False when an
         older event arrives late."""
@@ -143,15 +152,14 @@ class Directory:
     async def add_survey_id(self, customer_id: str, survey_id: str) -> None:
         await self.customers.update_one({"_id": customer_id}, {"$addToSet": {"survey_ids": survey_id}}, upsert=True)
 
-    async def region_customers(self, region: str) -> list[dict[str, Any]]:
-        """A whole region's customers: a full read, for the annual campaign (only what it
-        needs, in large batches: FerretDB's cost is per document read and sent)."""
-        cursor = self.customers.find({"region": region}, {"units": 1, "consent": 1, "known": 1, "case_ids": 1})
-        return [doc async for doc in cursor.batch_size(READ_BATCH)]
-
-    async def region_homes(self, region: str) -> dict[str, dict[str, Any]]:
-        cursor = self.homes.find({"region": region}, {"fit_out": 1, "project": 1, "building": 1})
-        return {d["_id"]: d async for d in cursor.batch_size(READ_BATCH)}
+    async def region_customers(self, region: str) -> AsyncIterator[dict[str, Any]]:
+        """A whole region's customers, with their homes' fit-outs: a full read, for the
+        annual campaign (only what it needs, in large batches: FerretDB's cost is per
+        document read and sent)."""
+        cursor = self.customers.find({"region": region}, {"units": 1, "consent": 1, "known": 1, "case_ids": 1,
+                                                          "fit_outs": 1})
+        async for doc in cursor.batch_size(READ_BATCH):
+            yield doc
 
 
 class CoverageStore:

@@ -1,8 +1,9 @@
 """The annual satisfaction survey: one campaign per region and year, over its owners.
 
 Starting a campaign stores it and a timer due now; the timer (durable, so a restart
-resumes) reads the region's customers and homes once, decides each owner's eligibility
-in memory and stores the surveys in batches of 500, a few batches in flight: per batch
+resumes) reads the region's customers once (their homes' fit-outs are copied onto them),
+decides each owner's eligibility in memory and stores the surveys in batches of 500, a
+few batches in flight while the read goes on: per batch
 one bulk insert of the quiet-period claims, one of the surveys, and one outbox document
 with the batch's events. A rerun writes the same documents (ids and link nonces derive
 from the survey) and skips those stored, so the result is the same however often it
@@ -58,10 +59,6 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         return {}
     started = time.monotonic()
     region, year, cid = campaign["region"], int(campaign["year"]), campaign["_id"]
-    # The two full reads side by side: FerretDB serves them on both cores.
-    customers, homes = await asyncio.gather(deps.directory.region_customers(region),
-                                            deps.directory.region_homes(region))
-    read_s = time.monotonic() - started
     taken: dict[str, str] = {}  # household -> the survey of this campaign that has it
     counts: Counter[str] = Counter()
     due: Counter[str] = Counter()
@@ -76,16 +73,24 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         finally:
             slots.release()
 
-    for customer in customers:
+    read_s = 0.0  # waiting for the store's next batch of customers
+    customers = aiter(deps.directory.region_customers(region))
+    while True:
+        # The read streams while earlier batches are written: the store does both at once.
+        waited = time.monotonic()
+        customer = await anext(customers, None)
+        read_s += time.monotonic() - waited
+        if customer is None:
+            break
         units = customer.get("units") or []
         if not units:
             continue  # not an owner
-        home = homes.get(units[0]["key"], {})
+        fit_outs = {f["key"]: f["fit_out"] for f in customer.get("fit_outs") or []}
         planned = annual_survey(deps.policy, region=region, year=year, customer_id=customer["_id"],
                                 starts_at=campaign["starts_at"], project=units[0]["project"],
                                 building=units[0]["building"], unit=units[0]["unit"],
                                 product_type=coverage.product_type(deps.product_forms, units[0]["project"],
-                                                                   units[0]["building"], home.get("fit_out")))
+                                                                   units[0]["building"], fit_outs.get(units[0]["key"])))
         # Co-owners of one home get one survey between them: the first read has it.
         household_recent = ((PastSurvey(taken[planned.household], planned.due_at),)
                             if planned.household in taken else ())
@@ -103,7 +108,7 @@ async def run(deps: SurveysDeps, timer: dict[str, Any]) -> dict[str, int]:
         await slots.acquire()
         writing.add(asyncio.ensure_future(write(batch)))
     inserted = sum(await asyncio.gather(*writing))
-    write_s = time.monotonic() - started - read_s
+    write_s = time.monotonic() - started - read_s  # planning and writing, apart from waiting for reads
     # One counter per project and product type, each its own document: side by side.
     await asyncio.gather(*(deps.coverage.count(
         {"_id": cid, "region": region, "kind": "annual", "project": key.split("|")[2],

@@ -48,6 +48,7 @@ async def on_unit_delivered(deps: SurveysDeps, data: UnitDelivered, region: str)
     await deps.directory.update_home(key, {"region": region, "project": data.project, "building": data.building,
                                            "unit": data.unit, "fit_out": data.fit_out.value,
                                            "delivered_at": data.delivered_at}, data.customer_id)
+    await deps.directory.note_fit_out(key, data.fit_out.value)
     for planned in schedule.delivery_visits(deps.policy, region=region, customer_id=data.customer_id,
                                             delivered_at=data.delivered_at, project=data.project,
                                             building=data.building, unit=data.unit,

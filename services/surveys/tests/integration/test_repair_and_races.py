@@ -132,3 +132,31 @@ async def test_an_excluded_survey_frees_the_household_for_the_next(deps):
     await lifecycle.mutate(deps, first["_id"], lambda d: ({"status": "cancelled"}, []))
     second = await lifecycle.schedule(deps, repair_visit(deps, cust, home))
     assert second["status"] == "scheduled"
+
+
+async def test_the_annual_campaign_and_the_other_surveys_keep_one_quiet_period(deps):
+    """An owner visited this week gets no annual survey; an owner the campaign surveys gets
+    no repair visit in the weeks after it."""
+    from surveys.handlers import campaign
+
+    region = "wuhan"  # no other test of the module has customers there
+    visited, surveyed = uid("cust"), uid("cust")
+    homes = {visited: f"{uid('p')}|5|501", surveyed: f"{uid('p')}|5|502"}
+    for cust, home in homes.items():
+        project, building, unit = home.split("|")
+        await deps.directory.upsert_customers([{"customer_id": cust, "region": region, "consent": True, "as_of":
+                                                datetime.now(UTC), "units": [{"key": home, "project": project,
+                                                                              "building": building, "unit": unit}]}])
+    first = await lifecycle.schedule(deps, repair_visit(deps, visited, homes[visited]))
+    assert first["status"] == "scheduled"
+
+    year = 2100 + int(uid("y")[-3:], 16) % 800  # a campaign of its own
+    started = await campaign.start(deps, region, year, "supervisor-1")
+    await campaign.run(deps, {"payload": {"campaign_id": started["_id"]}})
+    annual = {cust: await deps.surveys.get(schedule.survey_id("annual", region, str(year), cust)) for cust in homes}
+    assert annual[visited]["status"] == "excluded"
+    assert annual[visited]["exclusion"]["reason"] == "already_surveyed"
+    assert annual[surveyed]["status"] == "scheduled"
+
+    after = await lifecycle.schedule(deps, repair_visit(deps, surveyed, homes[surveyed]))
+    assert after["status"] == "excluded" and annual[surveyed]["_id"] in after["exclusion"]["detail"]

@@ -160,3 +160,15 @@ async def test_the_annual_campaign_and_the_other_surveys_keep_one_quiet_period(d
 
     after = await lifecycle.schedule(deps, repair_visit(deps, surveyed, homes[surveyed]))
     assert after["status"] == "excluded" and annual[surveyed]["_id"] in after["exclusion"]["detail"]
+
+
+async def test_a_campaign_due_within_the_quiet_period_of_another_is_refused(surveys):
+    headers = token(roles=["supervisor"], regions=["guangzhou"])
+    year = 2095 + int(uid("y")[-2:], 16) % 4  # the module has a store of its own: no other campaign there
+    first = await surveys.post("/v1/campaigns", json={"region": "guangzhou", "year": year}, headers=headers)
+    assert first.status_code == 202, first.text
+    again = await surveys.post("/v1/campaigns", json={"region": "guangzhou", "year": year}, headers=headers)
+    assert again.status_code == 202  # the same campaign: idempotent
+    r = await surveys.post("/v1/campaigns", json={"region": "guangzhou", "year": year + 1}, headers=headers)
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["field"] == "year"

@@ -193,3 +193,13 @@ def test_two_surveys_less_than_the_quiet_period_apart_share_a_claim_document():
     assert ids(year_end) & ids(year_end + timedelta(days=29))  # across the new year
     assert ids(datetime(2026, 6, 1, tzinfo=UTC)) == {"h:p|1|101|2026"}  # one document mid-year
     assert claim_ids("c1", (), None, year_end, 30) == ["c:c1|2026", "c:c1|2027"]  # no home: the customer's
+
+
+def test_a_campaign_survey_claims_the_year_of_its_due_date_only_and_still_meets_its_neighbours():
+    from surveys.adapters.quiet import claim_ids
+
+    year_end = datetime(2026, 12, 31, 20, tzinfo=UTC)  # 2027-01-01 in China
+    annual = set(claim_ids("c1", ("p|1|101",), "p|1|101", year_end, 30, one_sided=True))
+    assert annual == {"h:p|1|101|2027"}
+    before = set(claim_ids("c1", ("p|1|101",), "p|1|101", year_end - timedelta(days=10), 30))
+    assert annual & before  # a visit ten days before, in the old year, still meets it

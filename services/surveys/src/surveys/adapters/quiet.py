@@ -31,12 +31,17 @@ QUIET = "quiet_claims"
 
 
 def claim_ids(customer_id: str, homes: Iterable[str], household: str | None, due_at: datetime,
-              quiet_days: int) -> list[str]:
+              quiet_days: int, *, one_sided: bool = False) -> list[str]:
     """The documents a survey is entered in: one per year its window touches, for each of
     the customer's homes and the survey's household (`c:<customer>` for a customer with
     none). A customer's surveys thus share the documents of the customer's homes, and a
-    household's surveys that household's: an owner of one home writes one document."""
-    window = timedelta(days=quiet_days)
+    household's surveys that household's: an owner of one home writes one document.
+
+    `one_sided`: only the year of the due date. An annual campaign's surveys do so (half
+    the documents for a campaign near the new year); they still meet every other survey
+    less than N days away, whose window holds their due date, and no two campaigns of a
+    region are less than N days apart (`campaign.start`)."""
+    window = timedelta(days=0 if one_sided else quiet_days)
     years = sorted({(due_at - window).astimezone(CST).year, (due_at + window).astimezone(CST).year})
     keys = sorted({*homes, *([household] if household else [])})
     prefixed = [f"h:{k}" for k in keys] or [f"c:{customer_id}"]

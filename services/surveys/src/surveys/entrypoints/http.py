@@ -183,7 +183,11 @@ def build_router(deps: SurveysDeps) -> APIRouter:
                              principal: Annotated[Principal, Depends(require_roles(*SUPERVISORS))]) -> dict:
         known_region(body.region)
         ensure_region(principal, body.region, action="start campaign")
-        doc = await campaign.start(deps, body.region, body.year, principal.subject)
+        try:
+            doc = await campaign.start(deps, body.region, body.year, principal.subject)
+        except campaign.CampaignTooClose as exc:
+            raise Problem(409, "Campaign too close", f"Campaign {exc.other} of the region falls due within the "
+                          "quiet period of this one: no owner may be surveyed twice in it.", field="year") from exc
         return {"campaign_id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
 
     @router.get("/campaigns/{campaign_id}", summary="An annual campaign and its counts")

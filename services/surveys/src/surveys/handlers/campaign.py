@@ -18,6 +18,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from crm_runtime.outbox import OutgoingEvent
@@ -37,9 +38,25 @@ BATCH = 500
 IN_FLIGHT = 3  # batches being written at once: the store works on them while Python plans the next
 
 
+class CampaignTooClose(ValueError):
+    """Another campaign of the region falls due within the quiet period of this one."""
+
+    def __init__(self, other: str):
+        super().__init__(other)
+        self.other = other
+
+
 async def start(deps: SurveysDeps, region: str, year: int, actor: str) -> dict[str, Any]:
     cid = campaign_id(region, year)
     now = deps.now()
+    if await deps.campaigns.get(cid) is None:
+        due = annual_survey(deps.policy, region=region, year=year, customer_id="-", starts_at=now, project=None,
+                            building=None, unit=None, product_type=None).due_at
+        for other in (campaign_id(region, year - 1), campaign_id(region, year + 1)):
+            found = await deps.campaigns.get(other)
+            other_due = found["starts_at"] + timedelta(days=deps.policy.annual_days) if found else None
+            if other_due is not None and abs(other_due - due) < timedelta(days=deps.policy.quiet_days):
+                raise CampaignTooClose(other)
     if await deps.campaigns.create({"_id": cid, "region": region, "year": year, "status": "running",
                                     "starts_at": now, "created_by": actor, "created_at": now}):
         await deps.timers.schedule(f"campaign.run:{cid}", "campaign.run", now, {"campaign_id": cid})
@@ -137,7 +154,7 @@ async def _store_batch(deps: SurveysDeps, cid: str, batch: _Batch, counts: Count
     entries: list[tuple[str, dict[str, Any]]] = []
     for p, homes, _, decision in batch.plans:
         if decision.outcome == "schedule":
-            claims[p.survey_id] = claim_ids(p.customer_id, homes, p.household, p.due_at, quiet_days)
+            claims[p.survey_id] = claim_ids(p.customer_id, homes, p.household, p.due_at, quiet_days, one_sided=True)
             entry = {"survey_id": p.survey_id, "customer_id": p.customer_id, "household": p.household,
                      "due_at": p.due_at}
             entries += [(doc_id, entry) for doc_id in claims[p.survey_id]]

@@ -35,6 +35,7 @@ from crm_contracts import topics
 from crm_runtime.auth import issue_token
 from crm_runtime.mongo import create_client
 from crm_runtime.testing import unique_suffix
+from reporting.adapters.store import encode
 from reporting.bootstrap import create_app
 from reporting.domain import profiles
 from reporting.domain.cells import shard_id
@@ -122,7 +123,7 @@ def build_shards(start: int, count: int, shards: dict[str, dict[str, Any]]) -> N
 async def store_shards(db: Any, shards: dict[str, dict[str, Any]]) -> None:
     from pymongo import ReplaceOne
 
-    docs = list(shards.values())
+    docs = [encode(d) for d in shards.values()]  # as the service stores them
     await db["g1_shards"].drop()  # stored anew at each size: inserts are what FerretDB does fast
     for i in range(0, len(docs), 1000):
         await db["g1_shards"].insert_many(docs[i:i + 1000], ordered=False)

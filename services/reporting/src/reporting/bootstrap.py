@@ -4,12 +4,15 @@ Nothing runs at import time."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
 from fastapi import FastAPI
 
 from reporting.adapters.store import ReadModels, active_generation_sync
 from reporting.deps import ReportingDeps
-from reporting.entrypoints import dashboard, http, kafka
+from reporting.entrypoints import dashboard, http, kafka, replay
 from reporting.settings import ReportingSettings, consumer_group_for
 
 Settings = ReportingSettings  # the name the skeleton had; tests/integration/test_readiness.py uses it
@@ -26,16 +29,28 @@ def build_deps(ctx: ServiceContext, settings: ReportingSettings) -> ReportingDep
 def wire(settings: ReportingSettings, generation: str):
     def _wire(ctx: ServiceContext) -> Wiring:
         deps = build_deps(ctx, settings)
-        # The consumers write the generation this process started with, whatever the API
-        # reads: after a rebuild switched generations, the rebuild's group owns the new one.
+        # The consumers write the generation this process started with, in its group. After
+        # a rebuild switched generations, a follower keeps the active one current in the new
+        # generation's group (taking its partitions over from the rebuild): no restart.
         written = deps.models.generation(generation)
+        tasks: list[asyncio.Task[None]] = []
 
         async def target():
             return written
 
+        async def start_follower() -> None:
+            tasks.append(asyncio.create_task(replay.follow_active(settings, deps.models, generation)))
+
+        async def stop_follower() -> None:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
         return Wiring(
             batch_subscriptions=kafka.batch_subscriptions(target, settings.batch_max_records),
             routers=[http.build_router(deps), dashboard.build_router()],
+            on_startup=[start_follower], on_shutdown=[stop_follower],
         )
 
     return _wire

@@ -11,9 +11,10 @@ from typing import Any
 
 from crm_contracts import topics
 
+from reporting.adapters.buffer import BufferedGeneration
 from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
-from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
+from reporting.domain.apply import Record, apply_in_memory, effect_of, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
 
 MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS,
@@ -48,6 +49,17 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
                          gen.write(gen.ids, new_ids, new=set(shard_ids) - ids.keys()))
     await gen.write(gen.entities, list(effect.entities.values()), new=effect.entities.keys() - states.keys())
     return len(new_shards)
+
+
+async def apply_replay(gen: BufferedGeneration, records: list[Record]) -> None:
+    """A batch of a replay: in memory (entities read back only if stored and let go) while
+    the generation is fresh; like a live batch once it shares partitions with others."""
+    if not gen.fresh:
+        await apply_batch(gen, records)  # type: ignore[arg-type]  # the same read/write shape
+        return
+    await gen.note_partitions({(r.topic, r.partition) for r in records})
+    await gen.load_entities({f"{r.topic}|{r.event.subject}" for r in records})
+    apply_in_memory(records, gen.cache[gen.entities], gen.cache[gen.shards], gen.cache[gen.ids], gen.changed)
 
 
 # --------------------------------------------------------------------------------- read

@@ -4,11 +4,17 @@ generation (a rebuild fills a fresh generation and the pointer document switches
 Every read is by `_id` (the only filter FerretDB 1.x pushes down), concurrently; every
 write replaces whole documents by `_id`, a few statements a command (FerretDB hangs on
 bulk updates of ~100 statements, docs/reliability.md).
+
+Nothing ever filters on what is inside an entity, a shard or a drill-down list, so each is
+stored as `{_id, v}`, `v` its JSON text: FerretDB turns every field of a nested document
+into SQLite JSON and back, and one string instead of hundreds of counters made writes
+about 5x faster and reads of a shard far cheaper (measured: 10,000 vs 47,000 inserts/s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +34,19 @@ READ_CONCURRENCY = 40
 WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
 
 Doc = dict[str, Any]
+
+
+def encode(doc: Doc) -> Doc:
+    """A document as stored: its _id and the rest as one JSON string."""
+    rest = {k: v for k, v in doc.items() if k != "_id"}
+    return {"_id": doc["_id"], "v": json.dumps(rest, ensure_ascii=False, separators=(",", ":"))}
+
+
+def decode(doc: Doc | None) -> Doc | None:
+    """The stored document as the domain knows it (one stored field by field is returned as is)."""
+    if doc is None or not isinstance(doc.get("v"), str):
+        return doc
+    return {"_id": doc["_id"], **json.loads(doc["v"])}
 
 
 def next_generation(name: str) -> str:
@@ -70,7 +89,7 @@ class Generation:
 
     async def _get(self, collection: Any, _id: str) -> Doc | None:
         async with self._semaphore:
-            return await collection.find_one({"_id": _id})
+            return decode(await collection.find_one({"_id": _id}))
 
     async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
         wanted = list(dict.fromkeys(ids))
@@ -81,6 +100,7 @@ class Generation:
         """Replace `docs` by _id; those named in `new` (not read from the store) are inserted
         in one command, which FerretDB does far faster than upserts. One that exists after
         all (a batch replayed after a crash) is replaced like the others."""
+        docs = [encode(d) for d in docs]
         if new:
             fresh = [d for d in docs if d["_id"] in new]
             docs = [d for d in docs if d["_id"] not in new]

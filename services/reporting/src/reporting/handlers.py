@@ -25,6 +25,7 @@ GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS, topics.PARTNER_CUS
 # The topics whose counters the KPIs use: a KPI query reads only their shards.
 KPI_MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS, topics.PARTNER_REPAIRS)
 KPI_GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS)
+REGION_GAUGE_TOPICS = (topics.PARTNER_UNITS,)  # repairs count in their project's gauge only
 
 
 Source = Generation | SnapshotView  # the live read models, or a month-close copy of them
@@ -81,7 +82,7 @@ async def cell_shards(gen: Source, cell: str, feeding: tuple[str, ...]) -> list[
     """Every shard of a cell (one per source partition that feeds it), read by _id."""
     partitions = await gen.source_partitions()
     ids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
-    return list((await gen.read(gen.shards, ids)).values())
+    return list((await gen.read(gen.shards, ids, cached=True)).values())
 
 
 async def counters(gen: Source, cell: str, feeding: tuple[str, ...], slice_: str = ALL) -> dict[str, int]:
@@ -95,7 +96,7 @@ async def kpi_inputs(gen: Source, scope: Scope) -> tuple[kpis.Inputs, list[dict[
     month_docs, year, region_gauge = await asyncio.gather(
         cell_shards(gen, month_cell(region, scope.month, project), KPI_MONTH_TOPICS),
         counters(gen, year_cell(region, scope.month[:4], project), YEAR_TOPICS, scope.slice),
-        counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS))
+        counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS if project else REGION_GAUGE_TOPICS))
     if project:
         projects = [project]
     else:
@@ -172,7 +173,7 @@ async def drill(gen: Source, scope: Scope, counter: str) -> dict[str, Any]:
         cell, feeding = month_cell(scope.region, scope.month, scope.project), MONTH_TOPICS
     partitions = await gen.source_partitions()
     sids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
-    docs = await gen.read(gen.ids, sids)
+    docs = await gen.read(gen.ids, sids, cached=True)
     found: list[str] = []
     for doc in docs.values():
         found.extend((doc.get("ids", {}).get(scope.slice) or {}).get(counter, []))

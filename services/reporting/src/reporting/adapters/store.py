@@ -23,6 +23,8 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from reporting.adapters.freshness import Commits
+
 META = "meta"
 POINTER = "active-generation"
 DEFAULT_GENERATION = "g1"
@@ -32,6 +34,7 @@ WRITE_CHUNK = 20
 # of 100 per database: in-flight statements (reads + writes) stay well below that.
 READ_CONCURRENCY = 40
 WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
+CACHED_SHARDS = 50_000  # per generation, for queries (a shard is a few hundred bytes to a few KB)
 
 Doc = dict[str, Any]
 
@@ -76,8 +79,12 @@ def active_generation_sync(url: str, database: str, timeout_s: float = 60.0) -> 
 class Generation:
     """The collections of one generation of read models."""
 
-    def __init__(self, db: AsyncDatabase[Doc], name: str):
+    def __init__(self, db: AsyncDatabase[Doc], name: str, commits: Commits | None = None):
         self.name = name
+        self.db = db
+        self.commits = commits
+        self._cached: dict[tuple[str, str], tuple[int, Doc | None]] = {}  # (collection, _id) -> (basis, doc)
+        self._is_ferretdb: bool | None = None
         self.entities = db[f"{name}_entities"]
         self.shards = db[f"{name}_shards"]
         self.ids = db[f"{name}_ids"]
@@ -91,15 +98,65 @@ class Generation:
         async with self._semaphore:
             return decode(await collection.find_one({"_id": _id}))
 
-    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+    async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
+        """Documents by _id. `cached` (queries of shards and drill-down lists): those whose
+        source partition committed nothing since they were last read come from memory."""
+        if cached and self.commits is not None:
+            offsets = await self.commits.offsets(self.name)
+            if offsets is not None:
+                return await self._read_cached(collection, list(dict.fromkeys(ids)), offsets)
+        return await self._read(collection, ids)
+
+    async def _read_cached(self, collection: Any, wanted: list[str], offsets: dict[tuple[str, int], int]
+                           ) -> dict[str, Doc]:
+        found: dict[str, Doc] = {}
+        missing: dict[str, int] = {}
+        for _id in wanted:
+            _, topic, partition = _id.rsplit("|", 2)  # <cell>|<topic>|<partition>
+            basis = offsets.get((topic, int(partition)), -1)
+            hit = self._cached.get((collection.name, _id))
+            if hit is not None and hit[0] == basis:
+                if hit[1] is not None:
+                    found[_id] = hit[1]
+            else:
+                missing[_id] = basis
+        if missing:
+            loaded = await self._read(collection, missing)
+            if len(self._cached) + len(missing) > CACHED_SHARDS:
+                self._cached.clear()
+            for _id, basis in missing.items():
+                self._cached[(collection.name, _id)] = (basis, loaded.get(_id))
+            found.update(loaded)
+        return found
+
+    async def _read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
         wanted = list(dict.fromkeys(ids))
+        if len(wanted) > 1 and not await self._ferretdb():
+            # MongoDB: one $in over the _id index is one round trip
+            found: dict[str, Doc] = {}
+            for i in range(0, len(wanted), 1000):
+                async for doc in collection.find({"_id": {"$in": wanted[i:i + 1000]}}):
+                    found[doc["_id"]] = decode(doc) or doc
+            return found
+        # FerretDB 1.x reads a whole collection for $in: concurrent reads by _id instead
         docs = await asyncio.gather(*(self._get(collection, i) for i in wanted))
         return {i: d for i, d in zip(wanted, docs, strict=True) if d is not None}
+
+    async def _ferretdb(self) -> bool:
+        if self._is_ferretdb is None:
+            try:
+                info = await self.db.command("buildInfo")
+                self._is_ferretdb = any(k.lower().startswith("ferretdb") for k in info)  # ferretdbVersion
+            except Exception:
+                return True  # unknown yet: the reads that work on both
+        return self._is_ferretdb
 
     async def write(self, collection: Any, docs: list[Doc], *, new: set[str] | None = None) -> None:
         """Replace `docs` by _id; those named in `new` (not read from the store) are inserted
         in one command, which FerretDB does far faster than upserts. One that exists after
         all (a batch replayed after a crash) is replaced like the others."""
+        for d in docs:  # this replica's own writes: not from memory any more
+            self._cached.pop((collection.name, d["_id"]), None)
         docs = [encode(d) for d in docs]
         if new:
             fresh = [d for d in docs if d["_id"] in new]
@@ -147,8 +204,9 @@ class Generation:
 class ReadModels:
     """The active generation, and the pointer that names it."""
 
-    def __init__(self, db: AsyncDatabase[Doc], pointer_max_age_s: float = 1.0):
+    def __init__(self, db: AsyncDatabase[Doc], pointer_max_age_s: float = 1.0, commits: Commits | None = None):
         self.db = db
+        self.commits = commits
         self.meta = db[META]
         self.snapshots = db[SNAPSHOTS]
         self.pointer_max_age_s = pointer_max_age_s
@@ -157,7 +215,7 @@ class ReadModels:
 
     def generation(self, name: str) -> Generation:
         if name not in self._generations:
-            self._generations[name] = Generation(self.db, name)
+            self._generations[name] = Generation(self.db, name, self.commits)
         return self._generations[name]
 
     async def active(self) -> Generation:
@@ -192,7 +250,7 @@ class SnapshotView:
         self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
         self.entities: dict[str, Doc] = {}
 
-    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+    async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
         return {i: collection[i] for i in ids if i in collection}
 
     async def source_partitions(self, max_age_s: float = 0.0) -> dict[str, list[int]]:

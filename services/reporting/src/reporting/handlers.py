@@ -97,14 +97,15 @@ async def kpi_inputs(gen: Source, scope: Scope) -> tuple[kpis.Inputs, list[dict[
         cell_shards(gen, month_cell(region, scope.month, project), KPI_MONTH_TOPICS),
         counters(gen, year_cell(region, scope.month[:4], project), YEAR_TOPICS, scope.slice),
         counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS if project else REGION_GAUGE_TOPICS))
-    if project:
-        projects = [project]
+    if project:  # the scope's gauge is the project's own
+        per_project = {project: region_gauge}
     else:
         projects = [k.removeprefix("projects:") for k in region_gauge if k.startswith("projects:")]
-    gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), KPI_GAUGE_TOPICS) for p in projects))
+        gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), KPI_GAUGE_TOPICS) for p in projects))
+        per_project = dict(zip(projects, gauges, strict=True))
     inputs = kpis.Inputs(month=sum_counters(month_docs, scope.slice), year=year,
                          households_halves=region_gauge.get("households:moved_in_halves", 0),
-                         projects=dict(zip(projects, gauges, strict=True)))
+                         projects=per_project)
     return inputs, month_docs
 
 

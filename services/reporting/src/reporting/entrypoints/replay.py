@@ -46,6 +46,7 @@ class Replay:
         self.max_records = max_records
         self.skipped = 0
         self._pending: list[Record] = []
+        self.next_offsets: dict[Any, int] = {}  # per partition, the next record to read
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
             group_id=consumer_group_for(settings, name), enable_auto_commit=False,
@@ -69,7 +70,9 @@ class Replay:
         """One fetch, applied; the number of records read (0: nothing new)."""
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
         records: list[Record] = []
-        for messages in batches.values():
+        for tp, messages in batches.items():
+            if messages:
+                self.next_offsets[tp] = messages[-1].offset + 1
             for m in messages:
                 try:
                     event, data = parse_event(m.value or b"")
@@ -128,16 +131,10 @@ class _Handover(ConsumerRebalanceListener):
 
     def __init__(self, replay: Replay):
         self.replay = replay
-        self.positions: dict[Any, int] = {}
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if not revoked:
-            return
-        if self.replay.gen.fresh:
-            for tp in revoked:
-                with contextlib.suppress(Exception):
-                    self.positions[tp] = await self.replay.consumer.position(tp)
-            return
+        if not revoked or self.replay.gen.fresh:
+            return  # fresh: what was read is held in memory, and read on from where it was
         with contextlib.suppress(Exception):
             await self.replay.gen.flush()
         self.replay.gen.forget()
@@ -146,8 +143,8 @@ class _Handover(ConsumerRebalanceListener):
         if not assigned or not self.replay.gen.fresh:
             return
         for tp in assigned:
-            if tp in self.positions:
-                self.replay.consumer.seek(tp, self.positions[tp])
+            if tp in self.replay.next_offsets:
+                self.replay.consumer.seek(tp, self.replay.next_offsets[tp])
             else:  # not the last crashed run's commits: this generation starts empty
                 await self.replay.consumer.seek_to_beginning(tp)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import Headline, Section, headline_table
 
-ORDER = ("runtime", "cases", "intake", "surveys")
+ORDER = ("runtime", "cases", "intake", "notifications", "surveys", "reporting", "console")
 BLOCK = re.compile(r"<!-- bench:(?P<name>[a-z-]+) begin -->\n(?P<body>.*?)<!-- bench:(?P=name) end -->", re.S)
 HEADLINES = re.compile(r"<!-- headlines (?P<json>.*?) -->")
 FULL_RUN = re.compile(r"<!-- full-run (?P<text>.*?) -->")
@@ -154,3 +154,42 @@ def write_docs(path: Path, sections: list[Section], info: dict[str, str], *, com
         if name in blocks:
             out += [f"<!-- bench:{name} begin -->", blocks[name].rstrip("\n"), f"<!-- bench:{name} end -->", ""]
     path.write_text("\n".join(out).rstrip("\n") + "\n")
+
+
+def merge_docs(path: Path, others: list[Path]) -> None:
+    """Reconcile docs/benchmarks.md after branches measured different sections: each
+    section is taken from whichever file measured it last, the machine block is kept from
+    `path`, and the overview is built again from the sections' headlines.
+
+        python -m bench.report docs/benchmarks.md other-version.md ...
+    """
+    def blocks_of(text: str) -> dict[str, str]:
+        return {m["name"]: m["body"] for m in BLOCK.finditer(text)}
+
+    def measured(body: str) -> str:
+        found = MEASURED.search(body)
+        return found["date"] if found else ""
+
+    text = path.read_text()
+    blocks = blocks_of(text)
+    for other in others:
+        for name, body in blocks_of(other.read_text()).items():
+            if name not in blocks or measured(body) > measured(blocks[name]):
+                blocks[name] = body
+    head = text.split("## Overview", 1)[0]
+    headlines: list[Headline] = []
+    for name in ORDER:
+        m = HEADLINES.search(blocks.get(name, ""))
+        if m:
+            headlines += [Headline(**h) for h in json.loads(m["json"])]
+    out = [head.rstrip("\n"), "", "## Overview", "", *headline_table(headlines), ""]
+    for name in ORDER:
+        if name in blocks:
+            out += [f"<!-- bench:{name} begin -->", blocks[name].rstrip("\n"), f"<!-- bench:{name} end -->", ""]
+    path.write_text("\n".join(out).rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    merge_docs(Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]])

@@ -16,7 +16,7 @@ from crm_contracts.events.intake import ContactReceived
 from crm_runtime.app import ServiceContext
 from crm_runtime.outbox import OutgoingEvent
 
-from intake.domain.contacts import ChannelStats, EarlierContact
+from intake.domain.contacts import EarlierContact
 from intake.domain.customers import DirectoryEntry
 from intake.domain.kind_hint import KindKeywords
 from intake.settings import IntakeSettings
@@ -31,9 +31,6 @@ class ContactStore(Protocol):
     async def insert(self, contact: ContactReceived, events: list[OutgoingEvent], *, normalised_text: str,
                      idempotency_key: str | None) -> bool:
         """Store the contact and its events in one write; False if it already exists."""
-
-    async def channel_stats(self, regions: list[str] | None, region: str | None,
-                            from_: datetime, to: datetime) -> ChannelStats: ...
 
 
 class Directory(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from crm_contracts import topics
@@ -208,9 +208,3 @@ async def record_unit(deps: IntakeDeps, data: UnitDelivered | OccupancyChanged, 
     else:
         entry = dataclasses.replace(entry, units=[*entry.units, unit])
     await directory.save(entry)
-
-
-def stats_window(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    """Default to the last 30 days."""
-    to = to or now
-    return (from_ or to - timedelta(days=30), to)

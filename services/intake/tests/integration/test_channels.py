@@ -355,18 +355,6 @@ async def test_an_emailed_letter_arrives_by_smtp(stack, intake, intake_settings)
     assert [a["filename"] for a in data["attachments"]] == ["contract.pdf"]
 
 
-async def test_channel_statistics_count_and_share_per_channel(stack, intake):
-    r = await intake.get("/v1/stats/channels", params={"region": "shenzhen"}, headers=token())
-    assert r.status_code == 200, r.text
-    rows = {row["channel"]: row for row in r.json()["channels"]}
-    assert set(rows) == {"hotline", "forum", "front_desk", "letter"}
-    assert rows["front_desk"]["count"] >= 3 and rows["hotline"]["count"] >= 1
-    assert abs(sum(row["share"] for row in rows.values()) - 1.0) < 0.01
-    assert r.json()["total"] == sum(row["count"] for row in rows.values())
-    other = await intake.get("/v1/stats/channels", params={"region": "beijing"}, headers=token())
-    assert other.status_code == 403
-
-
 async def test_an_unknown_caller_keeps_a_provisional_id_until_the_partner_record_arrives(stack, intake):
     phone = f"1370000{uuid.uuid4().int % 10000:04d}"
     first = await intake.post("/v1/contacts", headers=token(), json=front_desk(

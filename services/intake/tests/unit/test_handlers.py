@@ -41,9 +41,6 @@ class FakeContacts:
         self.stored[contact.contact_id] = (contact, events, normalised_text)
         return True
 
-    async def channel_stats(self, *args: Any) -> Any:
-        raise NotImplementedError
-
     def event(self, contact_id: str) -> ContactReceived:
         """The ContactReceived queued with the contact, as a consumer will read it."""
         [outgoing] = self.stored[contact_id][1]

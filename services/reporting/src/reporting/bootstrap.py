@@ -4,12 +4,16 @@ Nothing runs at import time."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from crm_runtime.app import ServiceContext, Wiring, create_service_app
 from fastapi import FastAPI
 
+from reporting.adapters.freshness import Commits
 from reporting.adapters.store import ReadModels, active_generation_sync
 from reporting.deps import ReportingDeps
-from reporting.entrypoints import dashboard, http, kafka
+from reporting.entrypoints import dashboard, http, kafka, replay
 from reporting.settings import ReportingSettings, consumer_group_for
 
 Settings = ReportingSettings  # the name the skeleton had; tests/integration/test_readiness.py uses it
@@ -20,22 +24,38 @@ drill-down to the ids behind every number. Read models are fed by every topic of
 
 
 def build_deps(ctx: ServiceContext, settings: ReportingSettings) -> ReportingDeps:
-    return ReportingDeps(ctx=ctx, settings=settings, models=ReadModels(ctx.db))
+    """`settings` name the base consumer group: each generation's group is derived from it."""
+    commits = Commits(settings.kafka_bootstrap_servers, lambda name: consumer_group_for(settings, name))
+    return ReportingDeps(ctx=ctx, settings=settings, models=ReadModels(ctx.db, commits=commits))
 
 
 def wire(settings: ReportingSettings, generation: str):
     def _wire(ctx: ServiceContext) -> Wiring:
         deps = build_deps(ctx, settings)
-        # The consumers write the generation this process started with, whatever the API
-        # reads: after a rebuild switched generations, the rebuild's group owns the new one.
+        # The consumers write the generation this process started with, in its group. After
+        # a rebuild switched generations, a follower keeps the active one current in the new
+        # generation's group (taking its partitions over from the rebuild): no restart.
         written = deps.models.generation(generation)
+        tasks: list[asyncio.Task[None]] = []
 
         async def target():
             return written
 
+        async def start_follower() -> None:
+            tasks.append(asyncio.create_task(replay.follow_active(settings, deps.models, generation)))
+
+        async def stop_follower() -> None:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if deps.models.commits is not None:
+                await deps.models.commits.close()
+
         return Wiring(
             batch_subscriptions=kafka.batch_subscriptions(target, settings.batch_max_records),
             routers=[http.build_router(deps), dashboard.build_router()],
+            on_startup=[start_follower], on_shutdown=[stop_follower],
         )
 
     return _wire
@@ -44,6 +64,8 @@ def wire(settings: ReportingSettings, generation: str):
 def create_app(settings: ReportingSettings | None = None, *, generation: str | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
     generation = generation or active_generation_sync(settings.mongodb_url, settings.database_name)
-    settings = settings.model_copy(update={"consumer_group_override": consumer_group_for(settings, generation)})
-    return create_service_app(settings, title="CRM reporting", description=DESCRIPTION,
+    # the process's consumers join this generation's group; followers and queries derive
+    # other generations' groups from the base one
+    own = settings.model_copy(update={"consumer_group_override": consumer_group_for(settings, generation)})
+    return create_service_app(own, title="CRM reporting", description=DESCRIPTION,
                               wire=wire(settings, generation))

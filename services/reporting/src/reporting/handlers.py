@@ -11,9 +11,10 @@ from typing import Any
 
 from crm_contracts import topics
 
+from reporting.adapters.buffer import BufferedGeneration
 from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
-from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
+from reporting.domain.apply import Record, apply_in_memory, effect_of, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
 
 MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS,
@@ -24,6 +25,7 @@ GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS, topics.PARTNER_CUS
 # The topics whose counters the KPIs use: a KPI query reads only their shards.
 KPI_MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS, topics.PARTNER_REPAIRS)
 KPI_GAUGE_TOPICS = (topics.PARTNER_UNITS, topics.PARTNER_REPAIRS)
+REGION_GAUGE_TOPICS = (topics.PARTNER_UNITS,)  # repairs count in their project's gauge only
 
 
 Source = Generation | SnapshotView  # the live read models, or a month-close copy of them
@@ -50,6 +52,17 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
     return len(new_shards)
 
 
+async def apply_replay(gen: BufferedGeneration, records: list[Record]) -> None:
+    """A batch of a replay: in memory (entities read back only if stored and let go) while
+    the generation is fresh; like a live batch once it shares partitions with others."""
+    if not gen.fresh:
+        await apply_batch(gen, records)  # type: ignore[arg-type]  # the same read/write shape
+        return
+    await gen.note_partitions({(r.topic, r.partition) for r in records})
+    await gen.load_entities({f"{r.topic}|{r.event.subject}" for r in records})
+    apply_in_memory(records, gen.cache[gen.entities], gen.cache[gen.shards], gen.cache[gen.ids], gen.changed)
+
+
 # --------------------------------------------------------------------------------- read
 
 
@@ -69,7 +82,7 @@ async def cell_shards(gen: Source, cell: str, feeding: tuple[str, ...]) -> list[
     """Every shard of a cell (one per source partition that feeds it), read by _id."""
     partitions = await gen.source_partitions()
     ids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
-    return list((await gen.read(gen.shards, ids)).values())
+    return list((await gen.read(gen.shards, ids, cached=True)).values())
 
 
 async def counters(gen: Source, cell: str, feeding: tuple[str, ...], slice_: str = ALL) -> dict[str, int]:
@@ -83,15 +96,16 @@ async def kpi_inputs(gen: Source, scope: Scope) -> tuple[kpis.Inputs, list[dict[
     month_docs, year, region_gauge = await asyncio.gather(
         cell_shards(gen, month_cell(region, scope.month, project), KPI_MONTH_TOPICS),
         counters(gen, year_cell(region, scope.month[:4], project), YEAR_TOPICS, scope.slice),
-        counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS))
-    if project:
-        projects = [project]
+        counters(gen, gauge_cell(region, project), KPI_GAUGE_TOPICS if project else REGION_GAUGE_TOPICS))
+    if project:  # the scope's gauge is the project's own
+        per_project = {project: region_gauge}
     else:
         projects = [k.removeprefix("projects:") for k in region_gauge if k.startswith("projects:")]
-    gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), KPI_GAUGE_TOPICS) for p in projects))
+        gauges = await asyncio.gather(*(counters(gen, gauge_cell(region, p), KPI_GAUGE_TOPICS) for p in projects))
+        per_project = dict(zip(projects, gauges, strict=True))
     inputs = kpis.Inputs(month=sum_counters(month_docs, scope.slice), year=year,
                          households_halves=region_gauge.get("households:moved_in_halves", 0),
-                         projects=dict(zip(projects, gauges, strict=True)))
+                         projects=per_project)
     return inputs, month_docs
 
 
@@ -160,7 +174,7 @@ async def drill(gen: Source, scope: Scope, counter: str) -> dict[str, Any]:
         cell, feeding = month_cell(scope.region, scope.month, scope.project), MONTH_TOPICS
     partitions = await gen.source_partitions()
     sids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
-    docs = await gen.read(gen.ids, sids)
+    docs = await gen.read(gen.ids, sids, cached=True)
     found: list[str] = []
     for doc in docs.values():
         found.extend((doc.get("ids", {}).get(scope.slice) or {}).get(counter, []))

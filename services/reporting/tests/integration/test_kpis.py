@@ -10,6 +10,7 @@ import io
 import pytest
 from crm_runtime.testing import eventually, running_app
 from openpyxl import load_workbook
+from reporting.adapters.store import decode
 from reporting.bootstrap import create_app
 from reporting.entrypoints.cli import rebuild
 from reporting.entrypoints.kafka import consumed_topics
@@ -198,8 +199,8 @@ async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(s
     assert {row["kpi"]: row for row in r.json()["kpis"]} == live
     assert await kpis(reporting, project=world.project) == project
     db = reporting.app.state.ctx.db
-    g1 = {d["_id"]: d["counters"] async for d in db["g1_shards"].find({})}
-    g2 = {d["_id"]: d["counters"] async for d in db["g2_shards"].find({})}
+    g1 = {d["_id"]: decode(d)["counters"] async for d in db["g1_shards"].find({})}
+    g2 = {d["_id"]: decode(d)["counters"] async for d in db["g2_shards"].find({})}
     assert g1 == g2 and len(g2) > 20
 
 
@@ -213,3 +214,23 @@ async def test_channel_statistics_are_counted_here(reporting, world):
     r = await reporting.get("/v1/stats/channels", headers=token(), params={
         "region": "shenzhen", "from_month": scenario.APRIL, "to_month": scenario.MARCH})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from_month"
+
+
+async def test_after_a_rebuild_switched_the_running_service_keeps_the_new_models_current(stack, suffix, reporting,
+                                                                                          world):
+    before = (await kpis(reporting))["contacts"]["value"]
+    # The command stops once switched: from then on only the running service can count.
+    result = await rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0)
+    assert result.switched
+    late = scenario.Scenario()
+    late.contact("letter", scenario.at(3, 29))
+    await late.events.publish(stack.bootstrap)
+
+    async def counted_in_the_new_generation():
+        r = await reporting.get("/v1/kpis", params={"region": "shenzhen", "month": scenario.MARCH},
+                                headers=token())
+        body = r.json()
+        contacts = {row["kpi"]: row for row in body["kpis"]}["contacts"]["value"]
+        return body["generation"] == result.generation and contacts == before + 1
+
+    assert await eventually(counted_in_the_new_generation, timeout=90, interval=0.5)

@@ -21,7 +21,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
+from intake.domain.contacts import DUPLICATE_WINDOW, EarlierContact
 from intake.domain.customers import DirectoryEntry, key_often_shared, newest_per_customer, supersedes
 
 log = logging.getLogger(__name__)
@@ -109,17 +109,6 @@ class MongoContactStore:
         except RevisionConflict:
             log.warning("recent contacts of a customer not updated: too many concurrent writers",
                         extra={"contact_id": contact["_id"]})
-
-    async def channel_stats(self, regions: list[str] | None, region: str | None,
-                            from_: datetime, to: datetime) -> ChannelStats:
-        match: dict[str, Any] = {"received_at": {"$gte": from_, "$lt": to}}
-        if region:
-            match["region"] = region
-        elif regions is not None:
-            match["region"] = {"$in": regions}
-        pipeline = [{"$match": match}, {"$group": {"_id": "$channel", "count": {"$sum": 1}}}]
-        counts = {d["_id"]: d["count"] async for d in await self.collection.aggregate(pipeline)}
-        return ChannelStats(counts)
 
 
 PROVISIONAL_PREFIX = "prov-"

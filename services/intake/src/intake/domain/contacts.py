@@ -10,10 +10,8 @@ import difflib
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-CHANNELS = ("hotline", "forum", "front_desk", "letter")
 
 # Contacts from the same customer this close in text, within this window, are marked
 # `duplicate_of` the first one: still recorded (nothing is lost), but not worked twice.
@@ -67,24 +65,3 @@ def find_duplicate(text: str, received_at: datetime, earlier: list[EarlierContac
     if best is None:
         return None
     return best[1].duplicate_of or best[1].contact_id
-
-
-@dataclass
-class ChannelStats:
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def as_rows(self) -> list[dict[str, object]]:
-        """Every channel, even with no contacts, with its share of the total (0..1)."""
-        total = self.total
-        return [
-            {
-                "channel": c,
-                "count": self.counts.get(c, 0),
-                "share": round(self.counts.get(c, 0) / total, 4) if total else 0.0,
-            }
-            for c in CHANNELS
-        ]

@@ -1,22 +1,20 @@
 """Intake's HTTP API: contacts typed in at the front desk, by hotline agents or from
-letters; the forum's webhook; the partner gateway; channel statistics."""
+letters; the forum's webhook; the partner gateway (channel statistics are reporting's)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from crm_contracts.events.partner import ForumPostPublished
-from crm_contracts.fields import MAX_YEAR, MIN_YEAR
 from crm_contracts.registry import ContractError, decode_json, parse_event, spec_for
 from crm_contracts.topics import PARTNER_TOPICS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.kafka import publish_event
 from crm_runtime.problems import Problem
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 
@@ -152,30 +150,6 @@ def build_router(deps: IntakeDeps) -> APIRouter:
         meta, data = found
         return Response(data, media_type=meta.get("content_type", "application/octet-stream"),
                         headers={"Content-Disposition": f'attachment; filename="{meta["filename"]}"'})
-
-    @router.get("/stats/channels", tags=["statistics"],
-                summary="Contacts per channel and their shares, for a region and period")
-    async def channel_stats(
-        principal: Annotated[Principal, Depends(require_roles(*READERS))],
-        region: Annotated[str | None, Query(max_length=40)] = None,
-        from_: Annotated[datetime | None, Query(alias="from")] = None,
-        to: Annotated[datetime | None, Query()] = None,
-    ) -> dict[str, Any]:
-        if region is not None:
-            if not deps.known_region(region):
-                raise Problem(422, "Unknown region", f"Region '{region}' is not served.", field="region")
-            ensure_region(principal, region, action="read statistics")
-        for name, value in (("from", from_), ("to", to)):
-            if value is not None and value.tzinfo is None:
-                raise Problem(422, "Invalid request", "Times need an offset, e.g. 2026-03-01T00:00:00+08:00.",
-                              field=name)
-            if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:  # year 1 - 30 days overflows
-                raise Problem(422, "Invalid request", f"Times are in the years {MIN_YEAR} to {MAX_YEAR}.",
-                              field=name)
-        start, end = handlers.stats_window(from_, to, datetime.now(UTC))
-        stats = await deps.contacts.channel_stats(principal.region_filter(), region, start, end)
-        return {"region": region, "from": start.isoformat(), "to": end.isoformat(), "total": stats.total,
-                "channels": stats.as_rows()}
 
     @router.post("/channels/forum/webhook", status_code=202, response_model=ContactAccepted, tags=["channels"],
                  summary="Posts pushed by forum software, signed with HMAC-SHA256",

@@ -1,10 +1,12 @@
-"""A generation read through and written behind an in-memory cache, for the rebuild.
+"""A generation read through and written behind an in-memory cache, for the rebuild and
+for a replica following a generation it did not start with.
 
 The rebuild is the only writer of its fresh generation (its own consumer group), so what
-it has not written does not exist: a miss needs no read. Batches are applied in memory
-and flushed every few tens of thousands of events as inserts (new documents) and
-replaces; Kafka offsets are committed only after a flush. A crash before a flush replays
-those events, which the stored offsets make harmless.
+it has not written does not exist: a miss needs no read, and its shards stay in memory
+until the end. Batches are applied in memory; entities are stored when too many are held
+(those not touched lately are then let go), and everything is stored before the switch.
+Kafka offsets are committed only after a full flush. A crash before one replays those
+events, which the stored offsets make harmless.
 """
 
 from __future__ import annotations
@@ -13,39 +15,50 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from reporting.adapters.store import Doc, Generation
+from reporting.adapters.store import Doc, Generation, encode
+from reporting.domain.apply import tidy
 
 INSERT_CHUNK = 1000
+KINDS = ("entities", "shards", "ids")
 
 
 class BufferedGeneration:
-    def __init__(self, gen: Generation, *, fresh: bool, max_cached: int = 300_000):
+    def __init__(self, gen: Generation, *, fresh: bool, max_entities: int = 250_000):
         self.gen = gen
         self.name = gen.name
         self.fresh = fresh  # the generation started empty and we are its only writer
-        self.max_cached = max_cached
-        self.entities, self.shards, self.ids = "entities", "shards", "ids"
-        self._cache: dict[str, dict[str, Doc]] = {k: {} for k in (self.entities, self.shards, self.ids)}
-        self._dirty: dict[str, set[str]] = {k: set() for k in self._cache}
-        self._stored: dict[str, set[str]] = {k: set() for k in self._cache}
+        self.max_entities = max_entities
+        self.entities, self.shards, self.ids = KINDS
+        self.cache: dict[str, dict[str, Doc]] = {k: {} for k in KINDS}
+        self.changed: dict[str, set[str]] = {k: set() for k in KINDS}
+        self._stored: dict[str, set[str]] = {k: set() for k in KINDS}
+        self._recent: set[str] = set()  # entities touched since the last flush
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
 
     async def read(self, key: str, ids: Iterable[str]) -> dict[str, Doc]:
-        cache = self._cache[key]
-        found = {i: cache[i] for i in ids if i in cache}
-        missing = [i for i in ids if i not in cache and (not self.fresh or i in self._stored[key])]
+        cache = self.cache[key]
+        wanted = list(ids)
+        found = {i: cache[i] for i in wanted if i in cache}
+        missing = [i for i in wanted if i not in cache and (not self.fresh or i in self._stored[key])]
         if missing:
             loaded = await self.gen.read(self._collection(key), missing)
             cache.update(loaded)
             found.update(loaded)
         return found
 
+    async def load_entities(self, ids: Iterable[str]) -> None:
+        """Bring the stored entities among `ids` back into memory (a fresh generation's
+        shards never leave it)."""
+        wanted = list(ids)
+        self._recent.update(wanted)
+        await self.read(self.entities, wanted)
+
     async def write(self, key: str, docs: list[Doc], *, new: set[str] | None = None) -> None:
         for doc in docs:
-            self._cache[key][doc["_id"]] = doc
-            self._dirty[key].add(doc["_id"])
+            self.cache[key][doc["_id"]] = doc
+            self.changed[key].add(doc["_id"])
 
     async def note_partitions(self, pairs: Iterable[tuple[str, int]]) -> None:
         await self.gen.note_partitions(pairs)
@@ -56,29 +69,49 @@ class BufferedGeneration:
     def forget(self) -> None:
         """Another writer may now own some partitions: read everything from the store again."""
         self.fresh = False
-        for cache in self._cache.values():
+        for cache in self.cache.values():
             cache.clear()
+        self._recent.clear()
 
     @property
     def dirty(self) -> int:
-        return sum(len(d) for d in self._dirty.values())
+        return sum(len(d) for d in self.changed.values())
 
-    async def flush(self) -> None:
-        """Store every changed document: shards and ids first, then entities."""
-        for keys in ((self.shards, self.ids), (self.entities,)):
-            await asyncio.gather(*(self._flush(k) for k in keys))
-        if sum(len(c) for c in self._cache.values()) > self.max_cached:
-            for cache in self._cache.values():
-                cache.clear()  # stored: read again when needed
+    @property
+    def crowded(self) -> bool:
+        return len(self.cache[self.entities]) > self.max_entities
+
+    async def flush(self, *, entities_only: bool = False) -> None:
+        """Store changed documents: shards and ids first, then entities (a crash between
+        the two recomputes contributions the shards then skip). `entities_only`: make room
+        in memory; valid for a fresh generation only, whose shards nobody else reads until
+        the switch (they are stored before it)."""
+        if not entities_only or not self.fresh:
+            await asyncio.gather(self._flush(self.shards), self._flush(self.ids))
+        await self._flush(self.entities)
+        entities = self.cache[self.entities]
+        if len(entities) > self.max_entities // 2:
+            # a history is mostly in time order: entities not touched lately are done with
+            for eid in [e for e in entities if e not in self._recent]:
+                del entities[eid]
+        self._recent.clear()
+        if not self.fresh:  # shared with other writers after a hand-over: keep nothing
+            for cache in self.cache.values():
+                cache.clear()
 
     async def _flush(self, key: str) -> None:
-        cache, stored, collection = self._cache[key], self._stored[key], self._collection(key)
-        docs = [cache[i] for i in self._dirty[key]]
+        cache, stored, collection = self.cache[key], self._stored[key], self._collection(key)
+        docs = [cache[i] for i in self.changed[key]]
+        field_ = None if key == self.entities else "counters" if key == self.shards else "ids"
         fresh = [d for d in docs if d["_id"] not in stored] if self.fresh else []
         known = [d for d in docs if d["_id"] in stored] if self.fresh else docs
-        for i in range(0, len(fresh), INSERT_CHUNK):
+        if field_:
+            known = [tidy(dict(d), field_) for d in known]
+        for i in range(0, len(fresh), INSERT_CHUNK):  # encoded a chunk at a time: the loop keeps turning
+            chunk = fresh[i:i + INSERT_CHUNK]
+            chunk = [encode(tidy(dict(d), field_) if field_ else d) for d in chunk]
             async with self.gen.write_slots:
-                await collection.insert_many(fresh[i:i + INSERT_CHUNK], ordered=False)
+                await collection.insert_many(chunk, ordered=False)
         await self.gen.write(collection, known)  # replaces, a few statements a command
         stored.update(d["_id"] for d in docs)
-        self._dirty[key].clear()
+        self.changed[key].clear()

@@ -4,11 +4,17 @@ generation (a rebuild fills a fresh generation and the pointer document switches
 Every read is by `_id` (the only filter FerretDB 1.x pushes down), concurrently; every
 write replaces whole documents by `_id`, a few statements a command (FerretDB hangs on
 bulk updates of ~100 statements, docs/reliability.md).
+
+Nothing ever filters on what is inside an entity, a shard or a drill-down list, so each is
+stored as `{_id, v}`, `v` its JSON text: FerretDB turns every field of a nested document
+into SQLite JSON and back, and one string instead of hundreds of counters made writes
+about 5x faster and reads of a shard far cheaper (measured: 10,000 vs 47,000 inserts/s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +22,8 @@ from typing import Any
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
+
+from reporting.adapters.freshness import Commits
 
 META = "meta"
 POINTER = "active-generation"
@@ -26,8 +34,22 @@ WRITE_CHUNK = 20
 # of 100 per database: in-flight statements (reads + writes) stay well below that.
 READ_CONCURRENCY = 40
 WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
+CACHED_SHARDS = 50_000  # per generation, for queries (a shard is a few hundred bytes to a few KB)
 
 Doc = dict[str, Any]
+
+
+def encode(doc: Doc) -> Doc:
+    """A document as stored: its _id and the rest as one JSON string."""
+    rest = {k: v for k, v in doc.items() if k != "_id"}
+    return {"_id": doc["_id"], "v": json.dumps(rest, ensure_ascii=False, separators=(",", ":"))}
+
+
+def decode(doc: Doc | None) -> Doc | None:
+    """The stored document as the domain knows it (one stored field by field is returned as is)."""
+    if doc is None or not isinstance(doc.get("v"), str):
+        return doc
+    return {"_id": doc["_id"], **json.loads(doc["v"])}
 
 
 def next_generation(name: str) -> str:
@@ -57,8 +79,12 @@ def active_generation_sync(url: str, database: str, timeout_s: float = 60.0) -> 
 class Generation:
     """The collections of one generation of read models."""
 
-    def __init__(self, db: AsyncDatabase[Doc], name: str):
+    def __init__(self, db: AsyncDatabase[Doc], name: str, commits: Commits | None = None):
         self.name = name
+        self.db = db
+        self.commits = commits
+        self._cached: dict[tuple[str, str], tuple[int, Doc | None]] = {}  # (collection, _id) -> (basis, doc)
+        self._is_ferretdb: bool | None = None
         self.entities = db[f"{name}_entities"]
         self.shards = db[f"{name}_shards"]
         self.ids = db[f"{name}_ids"]
@@ -70,17 +96,68 @@ class Generation:
 
     async def _get(self, collection: Any, _id: str) -> Doc | None:
         async with self._semaphore:
-            return await collection.find_one({"_id": _id})
+            return decode(await collection.find_one({"_id": _id}))
 
-    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+    async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
+        """Documents by _id. `cached` (queries of shards and drill-down lists): those whose
+        source partition committed nothing since they were last read come from memory."""
+        if cached and self.commits is not None:
+            offsets = await self.commits.offsets(self.name)
+            if offsets is not None:
+                return await self._read_cached(collection, list(dict.fromkeys(ids)), offsets)
+        return await self._read(collection, ids)
+
+    async def _read_cached(self, collection: Any, wanted: list[str], offsets: dict[tuple[str, int], int]
+                           ) -> dict[str, Doc]:
+        found: dict[str, Doc] = {}
+        missing: dict[str, int] = {}
+        for _id in wanted:
+            _, topic, partition = _id.rsplit("|", 2)  # <cell>|<topic>|<partition>
+            basis = offsets.get((topic, int(partition)), -1)
+            hit = self._cached.get((collection.name, _id))
+            if hit is not None and hit[0] == basis:
+                if hit[1] is not None:
+                    found[_id] = hit[1]
+            else:
+                missing[_id] = basis
+        if missing:
+            loaded = await self._read(collection, missing)
+            if len(self._cached) + len(missing) > CACHED_SHARDS:
+                self._cached.clear()
+            for _id, basis in missing.items():
+                self._cached[(collection.name, _id)] = (basis, loaded.get(_id))
+            found.update(loaded)
+        return found
+
+    async def _read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
         wanted = list(dict.fromkeys(ids))
+        if len(wanted) > 1 and not await self._ferretdb():
+            # MongoDB: one $in over the _id index is one round trip
+            found: dict[str, Doc] = {}
+            for i in range(0, len(wanted), 1000):
+                async for doc in collection.find({"_id": {"$in": wanted[i:i + 1000]}}):
+                    found[doc["_id"]] = decode(doc) or doc
+            return found
+        # FerretDB 1.x reads a whole collection for $in: concurrent reads by _id instead
         docs = await asyncio.gather(*(self._get(collection, i) for i in wanted))
         return {i: d for i, d in zip(wanted, docs, strict=True) if d is not None}
+
+    async def _ferretdb(self) -> bool:
+        if self._is_ferretdb is None:
+            try:
+                info = await self.db.command("buildInfo")
+                self._is_ferretdb = any(k.lower().startswith("ferretdb") for k in info)  # ferretdbVersion
+            except Exception:
+                return True  # unknown yet: the reads that work on both
+        return self._is_ferretdb
 
     async def write(self, collection: Any, docs: list[Doc], *, new: set[str] | None = None) -> None:
         """Replace `docs` by _id; those named in `new` (not read from the store) are inserted
         in one command, which FerretDB does far faster than upserts. One that exists after
         all (a batch replayed after a crash) is replaced like the others."""
+        for d in docs:  # this replica's own writes: not from memory any more
+            self._cached.pop((collection.name, d["_id"]), None)
+        docs = [encode(d) for d in docs]
         if new:
             fresh = [d for d in docs if d["_id"] in new]
             docs = [d for d in docs if d["_id"] not in new]
@@ -127,8 +204,9 @@ class Generation:
 class ReadModels:
     """The active generation, and the pointer that names it."""
 
-    def __init__(self, db: AsyncDatabase[Doc], pointer_max_age_s: float = 1.0):
+    def __init__(self, db: AsyncDatabase[Doc], pointer_max_age_s: float = 1.0, commits: Commits | None = None):
         self.db = db
+        self.commits = commits
         self.meta = db[META]
         self.snapshots = db[SNAPSHOTS]
         self.pointer_max_age_s = pointer_max_age_s
@@ -137,7 +215,7 @@ class ReadModels:
 
     def generation(self, name: str) -> Generation:
         if name not in self._generations:
-            self._generations[name] = Generation(self.db, name)
+            self._generations[name] = Generation(self.db, name, self.commits)
         return self._generations[name]
 
     async def active(self) -> Generation:
@@ -172,7 +250,7 @@ class SnapshotView:
         self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
         self.entities: dict[str, Doc] = {}
 
-    async def read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+    async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
         return {i: collection[i] for i in ids if i in collection}
 
     async def source_partitions(self, max_age_s: float = 0.0) -> dict[str, list[int]]:

@@ -3,32 +3,26 @@ read models, with a progress bar, and switch the API over once it has caught up.
 
 Each generation has its own consumer group (`crm-reporting` for g1, `crm-reporting-g2`
 ...), so each generation's documents have one writer per partition. After the switch the
-command keeps the new generation current until it is stopped; restart reporting then (its
-consumers join the new generation's group and take the partitions over from where the
-command committed).
+command keeps the new generation current until it is stopped (`--follow`); the running
+service notices the switch within a second and follows the new generation in its group,
+taking the partitions over from where the command committed (no restart).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import gc
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from crm_contracts.registry import ContractError, parse_event
 from crm_runtime.mongo import create_client
 from tqdm import tqdm
 
-from reporting import handlers
-from reporting.adapters.buffer import BufferedGeneration
 from reporting.adapters.store import ReadModels, next_generation
-from reporting.domain.apply import Record
-from reporting.entrypoints.kafka import consumed_topics
-from reporting.settings import ReportingSettings, consumer_group_for
+from reporting.entrypoints.replay import Replay
+from reporting.settings import ReportingSettings
 
 
 @dataclass
@@ -47,24 +41,19 @@ class RebuildResult:
 
 async def rebuild(settings: ReportingSettings, *, generation: str | None = None, progress: bool = True,
                   follow_s: float = 0.0, max_records: int = 2000, switch: bool = True,
-                  flush_every: int = 50_000, flush_s: float = 5.0) -> RebuildResult:
-    """Replay into `generation` (default: the one after the active one); switch when the
-    lag is 0; then keep following for `follow_s` seconds (forever if negative)."""
+                  flush_s: float = 5.0) -> RebuildResult:
+    """Replay into `generation` (default: the one after the active one); store and switch
+    when the lag is 0; then keep following for `follow_s` seconds (forever if negative),
+    storing and committing every `flush_s`."""
     mongo = create_client(settings.mongodb_url, app_name="crm-reporting-rebuild")
     models = ReadModels(mongo[settings.database_name])
     previous = (await models.pointer())["generation"]
     name = generation or next_generation(previous)
-    await models.generation(name).drop()  # fresh read models; the group's offsets are new with its name
-    gen = BufferedGeneration(models.generation(name), fresh=True)
-    topics = list(consumed_topics())
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-        group_id=consumer_group_for(settings, name), enable_auto_commit=False, auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024, client_id="crm-reporting-rebuild")
-    consumer.subscribe(topics, listener=_Handover(gen, consumer))
-    await consumer.start()
+    await models.generation(name).drop()  # fresh read models, read from the first offset
+    replay = Replay(settings, models, name, fresh=True, max_records=max_records, client_id="crm-reporting-rebuild")
+    await replay.start()
     started = time.monotonic()
-    events = skipped = 0
+    events = 0
     switched = False
     bar = tqdm(total=0, unit="ev", unit_scale=True, desc=f"rebuild {name}", disable=not progress,
                smoothing=0.1, dynamic_ncols=True)
@@ -72,87 +61,36 @@ async def rebuild(settings: ReportingSettings, *, generation: str | None = None,
         await models.meta.replace_one({"_id": "rebuild"}, {
             "_id": "rebuild", "generation": name, "previous": previous, "state": "replaying",
             "started_at": datetime.now(UTC).isoformat()}, upsert=True)
-        ends = await _end_offsets(consumer, topics)
-        bar.total = sum(ends.values())
+        bar.total = sum((await replay.end_offsets()).values())
         follow_until: float | None = None
-        pending, flushed_at = 0, time.monotonic()
+        flushed_at = time.monotonic()
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
-            records: list[Record] = []
-            for _tp, messages in batches.items():
-                for m in messages:
-                    try:
-                        event, data = parse_event(m.value or b"")
-                    except ContractError:
-                        skipped += 1  # the live consumer dead-lettered it: nothing to count
-                        continue
-                    records.append(Record(m.topic, m.partition, m.offset, event, data))
-            if records:
-                await handlers.apply_batch(gen, records)  # type: ignore[arg-type]  # in memory
-            n = sum(len(v) for v in batches.values())
-            pending += n
-            if pending and (pending >= flush_every or not batches or time.monotonic() - flushed_at >= flush_s):
-                await gen.flush()
-                await consumer.commit()  # only what is stored
-                events += pending
-                bar.update(pending)
-                pending, flushed_at = 0, time.monotonic()
-            if not switched and not batches and await _caught_up(consumer, topics):
+            n = await replay.step()
+            events += n
+            bar.update(n)
+            if switched and (not n or time.monotonic() - flushed_at >= flush_s):
+                await replay.flush()
+                flushed_at = time.monotonic()
+            if not switched and not n and await replay.caught_up():
+                await replay.flush()  # everything stored (and committed) before anyone reads it
+                replay.gen.fresh = False  # from now on a follower: stored and committed as it goes
                 if switch:
                     await models.switch(name, previous=previous, switched_at=datetime.now(UTC).isoformat())
                     await models.meta.update_one({"_id": "rebuild"}, {"$set": {"state": "switched"}})
                 switched = True
                 follow_until = time.monotonic() + follow_s if follow_s >= 0 else None
                 bar.set_postfix_str("caught up: switched" if switch else "caught up")
+                gc.unfreeze()
             if switched and follow_until is not None and time.monotonic() >= follow_until:
                 break
-            if not switched and not batches:
-                bar.total = max(bar.total or 0, sum((await _end_offsets(consumer, topics)).values()))
+            if not switched and not n:
+                bar.total = max(bar.total or 0, sum((await replay.end_offsets()).values()))
                 bar.refresh()
     finally:
         bar.close()
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+        await replay.stop()
         await mongo.close()
-    return RebuildResult(name, previous, events, skipped, time.monotonic() - started, switched)
-
-
-class _Handover(ConsumerRebalanceListener):
-    """Once reporting restarts on the new generation its consumers join this group and take
-    partitions: store what is buffered (the new owner replays from the last commit; the
-    stored offsets skip what is already applied), and trust the cache no more."""
-
-    def __init__(self, gen: BufferedGeneration, consumer: AIOKafkaConsumer):
-        self.gen, self.consumer = gen, consumer
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:
-            await self.gen.flush()
-            self.gen.forget()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
-
-
-async def _end_offsets(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[Any, int]:
-    await consumer.topics()
-    tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-    ends, starts = await asyncio.gather(consumer.end_offsets(tps), consumer.beginning_offsets(tps))
-    return {tp: ends[tp] - starts[tp] for tp in tps}
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, topics: list[str]) -> bool:
-    """Every partition of every topic is assigned to us and read to its end."""
-    await consumer.topics()
-    tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-    assigned = consumer.assignment()
-    if set(tps) - set(assigned):
-        return False
-    ends = await consumer.end_offsets(tps)
-    for tp in tps:
-        if await consumer.position(tp) < ends[tp]:
-            return False
-    return True
+    return RebuildResult(name, previous, events, replay.skipped, time.monotonic() - started, switched)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from crm_contracts import topics
 from crm_contracts.envelope import new_event
 from crm_runtime.kafka import encode_event
 from crm_runtime.mongo import create_client
+from pymongo import monitoring
 
 from bench.common import (
     Headline,
@@ -59,6 +60,34 @@ def progress(message: str) -> None:
 def size_from_env(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value.replace("_", "")) if value else default
+
+
+class StoreOps(monitoring.CommandListener):
+    """Counts the store commands the service sends (pymongo command monitoring), per phase."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def started(self, event: Any) -> None:
+        coll = event.command.get(event.command_name)
+        key = f"{event.command_name} {coll}" if isinstance(coll, str) else event.command_name
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def succeeded(self, event: Any) -> None:
+        return None
+
+    def failed(self, event: Any) -> None:
+        return None
+
+    def take(self) -> dict[str, int]:
+        out, self.counts = self.counts, {}
+        return out
+
+
+def ops_text(counts: dict[str, int], per: int) -> str:
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:8]
+    total = sum(counts.values())
+    return f"{total / max(1, per):.1f} per message: " + ", ".join(f"{k} {v / max(1, per):.1f}" for k, v in top)
 
 
 class RecordingSms:
@@ -112,6 +141,8 @@ async def run(stack: Any, quick: bool) -> Section:
                                      CRM_DATABASE_SUFFIX=suffix, CRM_CONSUMER_GROUP=group,
                                      CRM_NOTIFICATIONS_SMS_RATE_PER_S=rate, CRM_TIMER_POLL_INTERVAL_S=0.2,
                                      CRM_LOG_LEVEL="WARNING")
+    ops = StoreOps()
+    monitoring.register(ops)  # before the app's client is made: it counts only the service's commands
     app = create_app(settings)
     sms = RecordingSms()
     deps = app.state.ctx.app_deps
@@ -137,6 +168,7 @@ async def run(stack: Any, quick: bool) -> Section:
                     break
                 await asyncio.sleep(0.5)
             absorb_s = absorb.s
+            absorb_ops = ops.take()
             progress(f"directory absorbed {directory:,} in {absorb_s:.1f} s")
 
             plan = Stopwatch()
@@ -148,10 +180,12 @@ async def run(stack: Any, quick: bool) -> Section:
             while (b := await deps.ledger.broadcast(milestone.id)) is None:
                 await asyncio.sleep(0.2)
             plan_s = plan.s
+            plan_ops = ops.take()
             progress(f"{b['total']:,} messages planned in {plan_s:.1f} s; sending at {rate:,.0f}/s")
             while len(sms.handed) < owners and plan.s < plan_s + owners / rate * 3 + 120:
                 await asyncio.sleep(1)
             send_total_s = plan.s
+            send_ops = ops.take()
             counts = (await deps.ledger.progress(milestone.id) or {}).get("counts", {})
     finally:
         await admin.close()
@@ -188,6 +222,9 @@ async def run(stack: Any, quick: bool) -> Section:
                                                " (goal ≥ 90 %)"],
             ["event to last hand-over", f"{send_total_s:.1f} s"],
             ["broadcast tallies after sending", ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "-"],
+            ["store commands while planning", ops_text(plan_ops, owners)],
+            ["store commands while sending (with the outbox relay)", ops_text(send_ops, owners)],
+            ["store commands while absorbing the directory", ops_text(absorb_ops, directory)],
             ["directory: customers absorbed", f"{directory:,} in {absorb_s:.1f} s = {num(per_s(directory, absorb_s))}/s"],
             ["raw aiokafka consume, same topic", f"{num(raw.rate)}/s"],
             ["raw store insert_many (500 a command)", f"{directory:,} in {insert_s:.1f} s = "

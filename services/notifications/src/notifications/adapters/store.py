@@ -307,19 +307,62 @@ class StaffInbox:
 
 
 class Caps:
-    """Messages a household received per local day. `$inc` is not atomic on FerretDB 1.x:
-    two replicas counting at once can undercount by one, which a cap tolerates."""
+    """The household daily cap, exact on MongoDB and FerretDB alike: a message that is sent
+    first claims one of the day's `cap` slots, a document `<household>@<day>#<k>` for k in
+    0..cap-1 created by a unique insert (atomic on both stores; a counter's `$inc` is not
+    on FerretDB 1.x, and two replicas counting at once let a sixth message through).
+    A send that fails gives its slot back; a message claiming again finds its own slot."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db["caps"]
 
-    async def sent_on(self, household: str, day: date) -> int:
-        doc = await self.collection.find_one({"_id": f"{household}@{day.isoformat()}"})
-        return int(doc.get("n", 0)) if doc else 0
+    @staticmethod
+    def _slot(household: str, day: date, k: int) -> str:
+        return f"{household}@{day.isoformat()}#{k}"
 
-    async def add(self, household: str, day: date) -> None:
-        key = {"_id": f"{household}@{day.isoformat()}"}
-        try:
-            await self.collection.update_one(key, {"$inc": {"n": 1}}, upsert=True)
-        except DuplicateKeyError:  # two first messages of the day at once: the other created it
-            await self.collection.update_one(key, {"$inc": {"n": 1}})
+    async def held(self, household: str, day: date, cap: int) -> dict[str, str]:
+        """Slot id -> the message holding it, for the day's taken slots."""
+        ids = [self._slot(household, day, k) for k in range(cap)]
+        docs = await asyncio.gather(*(self.collection.find_one({"_id": i}) for i in ids))
+        return {d["_id"]: str(d.get("mid")) for d in docs if d}
+
+    async def sent_on(self, household: str, day: date, cap: int) -> int:
+        return len(await self.held(household, day, cap))
+
+    async def claim(self, household: str, day: date, mid: str, cap: int) -> str | None:
+        """A slot for `mid` (its own, if it holds one already), or None: the cap is reached."""
+        held = await self.held(household, day, cap)
+        for slot, holder in held.items():
+            if holder == mid:
+                return slot
+        for k in range(cap):
+            slot = self._slot(household, day, k)
+            if slot in held:
+                continue
+            try:
+                await self.collection.insert_one({"_id": slot, "mid": mid, "at": datetime.now(UTC)})
+                return slot
+            except DuplicateKeyError:
+                continue  # another sender took it just now
+        return None
+
+    async def claim_first(self, wanted: list[tuple[str, date, str]], cap: int) -> dict[str, str | None]:
+        """Claims for many messages (household, day, mid) in one insert: each tries its
+        household's first slot; where that is taken, `claim` one by one."""
+        by_mid = {mid: (household, day) for household, day, mid in wanted}
+        docs: list[dict[str, Any]] = [{"_id": self._slot(h, d, 0), "mid": mid, "at": datetime.now(UTC)}
+                                      for mid, (h, d) in by_mid.items()]
+        taken = set(await insert_new(self.collection, docs))
+        got: dict[str, str | None] = {str(d["mid"]): str(d["_id"]) for d in docs if d["_id"] not in taken}
+        rest = [mid for mid in by_mid if mid not in got]
+        claims = await asyncio.gather(*(self.claim(*by_mid[mid], mid, cap) for mid in rest))
+        got.update(zip(rest, claims, strict=True))
+        return got
+
+    async def release(self, slot: str | None, mid: str) -> None:
+        """Give a slot back (its send failed), if `mid` still holds it."""
+        if not slot:
+            return
+        doc = await self.collection.find_one({"_id": slot})
+        if doc is not None and doc.get("mid") == mid:
+            await self.collection.delete_one({"_id": slot})

@@ -14,9 +14,9 @@ from typing import Any
 
 from notifications.adapters.gateways import OutboundMessage, SendResult, TimeoutUnknown
 from notifications.deps import NotificationsDeps
-from notifications.domain.gate import MessageClass
+from notifications.domain.gate import Decision, MessageClass
 from notifications.handlers import events
-from notifications.handlers.messages import SEND_TIMER, gate, schedule_send, send_timer
+from notifications.handlers.messages import SEND_TIMER, capped, gate, schedule_send, send_timer
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,21 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
                                              note=decision.reason)
         return "suppressed" if moved else await _status(deps, mid)
     if decision.action == "defer":
-        assert decision.until is not None
-        moved = await deps.ledger.transition(mid, OPEN, {"due_at": decision.until, "reason": decision.reason},
-                                             note=f"deferred: {decision.reason}")
-        if moved:
-            await schedule_send(deps, mid, decision.until)
-        return "scheduled"
+        return await _defer(deps, doc, decision)
+    slot: str | None = None
+    if capped(doc, contact):
+        assert contact is not None
+        today = now.astimezone(deps.tz).date()
+        slot = await deps.caps.claim(contact.household, today, mid, deps.policy_for(doc["region"]).daily_cap)
+        if slot is None:  # the household's last slot went to a concurrent send
+            return await _defer(deps, doc, await gate(deps, doc, contact, now, cap_full_on=today))
     if doc["channel"] == "sms":
         await deps.limiter.acquire(urgent=doc["message_class"] in (MessageClass.SERVICE, MessageClass.STAFF))
     attempt = int(doc.get("attempts", 0)) + 1
-    marked = await deps.ledger.transition(mid, OPEN, {"status": "sending", "attempts": attempt},
+    marked = await deps.ledger.transition(mid, OPEN, {"status": "sending", "attempts": attempt, "cap_slot": slot},
                                           note=f"attempt {attempt}", current=doc)
     if marked is None:
+        await deps.caps.release(slot, mid)
         return await _status(deps, mid)  # someone else took it
     gateway = deps.gateways.get(doc["channel"])
     try:
@@ -77,6 +80,21 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
     return await _settle(deps, marked, result, attempt)
 
 
+async def _defer(deps: NotificationsDeps, doc: dict[str, Any], decision: Decision) -> str:
+    if decision.action == "suppress":  # expired while deferred
+        now = deps.clock()
+        moved = await deps.ledger.transition(doc["_id"], OPEN, {"status": "suppressed", "reason": decision.reason},
+                                             lambda d: events.failed(d, decision.reason or "suppressed", now),
+                                             note=decision.reason)
+        return "suppressed" if moved else await _status(deps, doc["_id"])
+    assert decision.until is not None
+    moved = await deps.ledger.transition(doc["_id"], OPEN, {"due_at": decision.until, "reason": decision.reason},
+                                         note=f"deferred: {decision.reason}")
+    if moved:
+        await schedule_send(deps, doc["_id"], decision.until)
+    return "scheduled"
+
+
 async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResult, attempt: int) -> str:
     mid = doc["_id"]
     now = deps.clock()
@@ -85,10 +103,9 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
         await deps.ledger.transition(mid, ("sending",), {"status": status, "provider_ref": result.provider_ref,
                                                          "sent_at": now, "reason": None},
                                      lambda d: events.sent(d, now), current=doc)
-        if doc.get("household"):
-            await deps.caps.add(doc["household"], now.astimezone(deps.tz).date())
         return status
     error = result.error or "refused by the provider"
+    await deps.caps.release(doc.get("cap_slot"), mid)  # not sent: the household may have it back
     if result.permanent or attempt >= deps.settings.max_attempts:
         await deps.ledger.transition(mid, ("sending",), {"status": "failed", "reason": error},
                                      lambda d: events.failed(d, error, now, attempts=attempt), note=error)

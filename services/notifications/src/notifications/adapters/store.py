@@ -3,7 +3,8 @@ staff inbox. (The send ledger is in `ledger.py`.)
 
 Every hot read is by `_id` (FerretDB 1.x pushes down no other filter): a document per
 customer, and index documents listing customers by building (`owners:<project>|<building>`),
-by project (`buildings:<project>`), by phone (`phone:<number>`) and by birthday (`bday:MM-DD`).
+by project (`buildings:<project>`), by region (`projects:<region>`), by phone (`phone:<number>`)
+and by birthday (`bday:MM-DD`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Directory:
                 by_key.setdefault(key, []).append(value)
             for u in contact.units:
                 by_key.setdefault(f"buildings:{u.project}", []).append(u.building)
+                by_key.setdefault(f"projects:{contact.region}", []).append(u.project)
         for key in by_key:
             by_key[key] = list(dict.fromkeys(by_key[key]))
         shared = await insert_new(self.index, [{"_id": k, "ids": v} for k, v in by_key.items()])
@@ -150,14 +152,19 @@ class Directory:
             change["$set"] = {f"occupancy.{unit.key.replace('.', '_')}": occupancy}
         await self.contacts.update_one({"_id": customer_id}, change)
         for key, value in ((f"owners:{unit.project}|{unit.building}", customer_id),
-                           (f"buildings:{unit.project}", unit.building)):
+                           (f"buildings:{unit.project}", unit.building), (f"projects:{doc['region']}", unit.project)):
             await self.index.update_one({"_id": key}, {"$addToSet": {"ids": value}}, upsert=True)
 
     async def _ids(self, key: str) -> list[str]:
         doc = await self.index.find_one({"_id": key})
         return list(doc.get("ids", [])) if doc else []
 
-    async def owners(self, project: str, building: str | None) -> list[str]:
+    async def owners(self, project: str | None, building: str | None, region: str | None = None) -> list[str]:
+        """The owners of a building, of a project, or (no project) of every project of a region."""
+        if project is None:
+            projects = await self._ids(f"projects:{region}")
+            lists = await asyncio.gather(*(self.owners(p, None) for p in projects))
+            return list(dict.fromkeys(cid for ids in lists for cid in ids))
         buildings = [building] if building else await self._ids(f"buildings:{project}")
         lists = await asyncio.gather(*(self._ids(f"owners:{project}|{b}") for b in buildings))
         return list(dict.fromkeys(cid for ids in lists for cid in ids))

@@ -102,8 +102,12 @@ async def gate(deps: NotificationsDeps, entry: dict[str, Any], contact: Contact 
 
 
 def customer_params(intent: t.Intent, contact: Contact | None, language: str) -> dict[str, str]:
+    """A trigger may give a value per language: `x_en` is `x` in English messages."""
+    params = {k: v for k, v in intent.params.items() if not k.endswith("_en")}
+    if language == "en":
+        params.update({k[:-3]: v for k, v in intent.params.items() if k.endswith("_en")})
     return {"customer_name": contact.name if contact else "", "centre_name": t.centre_name(intent.region, language),
-            **intent.params}
+            **params}
 
 
 async def plan_one(deps: NotificationsDeps, intent: t.Intent, cause: CloudEvent) -> list[str]:

@@ -205,7 +205,13 @@ async def run(stack: Any, quick: bool) -> Section:
             send_total_s = plan.s
             send_ops = ops.take()
             load_at_sent = os.getloadavg()[0]
-            counts = (await deps.ledger.progress(milestone.id) or {}).get("counts", {})
+            # The last chunk is tallied just after its last hand-over: wait for the broadcast's end.
+            for _ in range(120):
+                final = await deps.ledger.progress(milestone.id) or {}
+                if final.get("status") == "done":
+                    break
+                await asyncio.sleep(0.5)
+            counts = final.get("counts", {})
     finally:
         await admin.close()
     handed = len(sms.handed)
@@ -225,11 +231,15 @@ async def run(stack: Any, quick: bool) -> Section:
     await mongo.drop_database(f"bench_raw{suffix}")
     await mongo.close()
 
+    insert_rate = per_s(directory, insert_s)
+    slower_name, slower_rate = min((("AIOKafkaConsumer, group, commit per getmany", raw.rate),
+                                    ("raw store insert_many, 500 a command", insert_rate)), key=lambda x: x[1])
     section.headlines = [
         Headline("notifications: broadcast handed to SMS", "dispatcher (gate, ledger, outbox) under the rate limiter",
                  sent_rate, "the configured provider rate", rate, unit="messages/s"),
+        # Issue 14's goal: at least 30 % of the slower of raw consume and raw store insert.
         Headline("notifications: directory absorbing customer.upserted", "directory (batches of 500)",
-                 per_s(directory, absorb_s), "AIOKafkaConsumer, group, commit per getmany", raw.rate),
+                 per_s(directory, absorb_s), slower_name, slower_rate),
     ]
     section.details = [
         *table(["measure", "value"], [
@@ -250,6 +260,7 @@ async def run(stack: Any, quick: bool) -> Section:
             ["raw aiokafka consume, same topic", f"{num(raw.rate)}/s"],
             ["raw store insert_many (500 a command)", f"{directory:,} in {insert_s:.1f} s = "
                                                       f"{num(per_s(directory, insert_s))}/s"],
+            ["directory / the slower raw path", f"{per_s(per_s(directory, absorb_s), slower_rate):.0%} (goal ≥ 30 %)"],
         ]),
     ]
     section.about = __doc__ or ""

@@ -27,7 +27,7 @@ from notifications.deps import NotificationsDeps
 from notifications.domain.directory import Contact
 from notifications.domain.gate import Decision, MessageClass, decide
 from notifications.handlers import events
-from notifications.handlers.dispatch import OPEN, _defer, _outbound, _settle, _unconfirmed, dispatch
+from notifications.handlers.dispatch import OPEN, defer_entry, dispatch, mark_unconfirmed, outbound, settle
 from notifications.handlers.messages import capped, gate
 
 
@@ -96,7 +96,7 @@ async def _claim_caps(deps: NotificationsDeps, ready: list[dict[str, Any]], cont
             kept.append(doc)
         elif slots[doc["_id"]] is None:
             contact = contacts[doc["customer_id"]]
-            status[doc["_id"]] = await _defer(deps, doc, await gate(deps, doc, contact, now, cap_full_on=today))
+            status[doc["_id"]] = await defer_entry(deps, doc, await gate(deps, doc, contact, now, cap_full_on=today))
         else:
             doc["cap_slot"] = slots[doc["_id"]]
             kept.append(doc)
@@ -120,16 +120,16 @@ async def _send_ready(deps: NotificationsDeps, ready: list[dict[str, Any]]) -> d
     if not marked:
         return status
     contact_of = {d["_id"]: d.get("_contact") for d in ready}
-    outbound = [_outbound(d, contact_of[d["_id"]]) for d in marked]
-    results = await _hand_over(deps, marked[0]["channel"], outbound)
+    messages = [outbound(d, contact_of[d["_id"]]) for d in marked]
+    results = await _hand_over(deps, marked[0]["channel"], messages)
     accepted: list[tuple[dict[str, Any], SendResult]] = []
     for doc, result in zip(marked, results, strict=True):
         if isinstance(result, TimeoutUnknown):
-            status[doc["_id"]] = await _unconfirmed(deps, doc, "the provider did not answer in time")
+            status[doc["_id"]] = await mark_unconfirmed(deps, doc, "the provider did not answer in time")
         elif result.accepted:
             accepted.append((doc, result))
         else:
-            status[doc["_id"]] = await _settle(deps, doc, result, int(doc["attempts"]))
+            status[doc["_id"]] = await settle(deps, doc, result, int(doc["attempts"]))
     status.update(await _mark_sent(deps, accepted))
     return status
 

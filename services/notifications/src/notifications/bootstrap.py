@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from notifications import handlers
 from notifications.adapters.channels import load_factory
 from notifications.adapters.inbox import StaffGateway
-from notifications.adapters.ledger import LEDGER, Ledger
+from notifications.adapters.ledger import LEDGER, LEDGER_EVENTS, Ledger
 from notifications.adapters.pacing import RateLimiter
 from notifications.adapters.store import Caps, Directory, OptOuts, StaffInbox, TemplateStore
 from notifications.deps import NotificationsDeps
@@ -82,7 +82,7 @@ def wire(settings: NotificationsSettings):  # type: ignore[no-untyped-def]
             subscriptions=kafka.subscriptions(deps),
             batch_subscriptions=kafka.batch_subscriptions(deps),
             routers=[http.build_router(deps)],
-            outbox_collections=[LEDGER],
+            outbox_collections=[LEDGER, LEDGER_EVENTS],
             timer_handlers=handlers.timer_handlers(deps),
             on_startup=[seed_templates, start_runner],
             on_shutdown=[stop],

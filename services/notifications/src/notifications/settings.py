@@ -25,8 +25,10 @@ class NotificationsSettings(ServiceSettings):
     letters_dir: str = Field(".data/letters", validation_alias="CRM_NOTIFICATIONS_LETTERS_DIR")
     # Providers' callbacks (receipts, replies) carry this in `X-Provider-Token`.
     provider_token: str = Field("dev-provider-token", validation_alias="CRM_NOTIFICATIONS_PROVIDER_TOKEN")
-    # The provider's rate, shared by transactional messages (first) and broadcasts.
-    sms_rate_per_s: float = Field(50.0, gt=0, validation_alias="CRM_NOTIFICATIONS_SMS_RATE_PER_S")
+    # The provider's rate, shared by transactional messages (first) and broadcasts. The default
+    # is the local SMS sink's (CRM_SMS_SINK_RATE_PER_S, 20/s): past it a provider answers limit
+    # control and the messages wait for retries. Set it to the provider account's QPS.
+    sms_rate_per_s: float = Field(20.0, gt=0, validation_alias="CRM_NOTIFICATIONS_SMS_RATE_PER_S")
     # "module:function" returning {channel: Gateway}; the default builds the real adapters.
     gateway_factory: str = Field("notifications.adapters.channels:default_gateways",
                                  validation_alias="CRM_NOTIFICATIONS_GATEWAY_FACTORY")

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from crm_contracts.events import cases as c
@@ -103,3 +103,40 @@ def test_birthday_greeting_is_marketing_and_leap_day_birthdays_are_greeted_on_28
     assert t.is_birthday(date(1980, 2, 29), date(2027, 2, 28))
     assert not t.is_birthday(date(1980, 2, 29), date(2028, 2, 28))
     assert t.is_birthday(date(1980, 12, 1), date(2026, 12, 1))
+
+
+def _greeted_in(year: int) -> dict[date, t.HolidayBreak]:
+    days = (date(year, 1, 1) + timedelta(days=n) for n in range(365))
+    return {d: b for d in days for b in t.holiday_breaks_greeted_on(d)}
+
+
+def test_holiday_greetings_go_on_the_last_working_day_before_each_major_holiday_break():
+    greeted = _greeted_in(2026)
+    # The Spring Festival break starts on Sunday 15 February; Saturday 14th is a make-up
+    # working day (调休), so that is when the greeting goes.
+    assert {d: (b.first_day, b.names) for d, b in greeted.items()} == {
+        date(2026, 2, 14): (date(2026, 2, 15), ("Spring Festival",)),
+        date(2026, 6, 18): (date(2026, 6, 19), ("Dragon Boat Festival",)),
+        date(2026, 9, 24): (date(2026, 9, 25), ("Mid-autumn Festival",)),
+        date(2026, 9, 30): (date(2026, 10, 1), ("National Day",)),
+        date(2026, 12, 31): (date(2027, 1, 1), ("New Year's Day",)),
+    }
+    # No greeting for Tomb-sweeping Day or Labour Day.
+    assert not [d for d in greeted if d.month in (4, 5)]
+
+
+def test_mid_autumn_inside_the_national_day_break_is_one_greeting_naming_both():
+    [brk] = [b for b in _greeted_in(2025).values() if b.first_day.month == 10]
+    assert brk.first_day == date(2025, 10, 1) and brk.names == ("National Day", "Mid-autumn Festival")
+    intent = t.holiday_greeting("shenzhen", brk, TZ)
+    assert intent.params["holiday_name"] == "国庆节、中秋节"
+    assert intent.params["holiday_name_en"] == "National Day and the Mid-Autumn Festival"
+
+
+def test_a_holiday_greeting_is_marketing_to_every_owner_of_the_region_and_expires_when_the_break_begins():
+    brk = t.holiday_breaks_greeted_on(date(2026, 9, 30))[0]
+    intent = t.holiday_greeting("shenzhen", brk, TZ)
+    assert intent.message_class is MessageClass.MARKETING and intent.template_id == "care.holiday"
+    assert intent.audience == t.Owners(None, None) and intent.region == "shenzhen"
+    assert intent.expires_at == datetime(2026, 10, 1, tzinfo=TZ)
+    assert intent.cause_key == "holiday:shenzhen:2026-10-01"

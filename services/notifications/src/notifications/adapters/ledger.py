@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
-from crm_runtime.revisions import REV, RevisionConflict
+from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -27,6 +27,9 @@ from notifications.adapters.store import bulk_update, insert_new
 
 LEDGER = "ledger"
 LEDGER_INDEX = "ledger_index"
+# A batch's delivery events in one document: the relay then reads and clears one
+# document per batch instead of one per message.
+LEDGER_EVENTS = "ledger_events"
 BROADCASTS = "broadcasts"
 CHUNKS = "broadcast_chunks"
 STALE_CHUNKS = "broadcast_stale_chunks"
@@ -49,7 +52,10 @@ class Ledger:
         self.chunks = db[CHUNKS]
         self.stale = db[STALE_CHUNKS]
         self.markers = db[MARKERS]
+        self.claims = db[CLAIMS]
+        self.events = db[LEDGER_EVENTS]
         self.outbox = outbox
+        self._bulk_lock = asyncio.Lock()
 
     async def get(self, mid: str) -> dict[str, Any] | None:
         # No projection: on FerretDB 1.x excluding a field made this read 3x slower.
@@ -97,6 +103,43 @@ class Ledger:
             return {**doc, **change, REV: int(doc.get(REV, 0)) + 1}
         raise RevisionConflict(mid)
 
+    async def transition_many(self, docs: list[dict[str, Any]], allowed_from: Iterable[str],
+                              change: Callable[[dict[str, Any]], dict[str, Any]], note: str | None = None
+                              ) -> list[dict[str, Any]]:
+        """`transition` for many documents as just read, in a few round trips: the revision
+        claims (`write_revision`'s, same ids) in one insert, the updates by `_id` in
+        bulks. Returns the documents after, for those whose claim was won; a
+        lost claim (someone moved it, or a dead writer's claim) is the caller's to retry
+        one by one. The re-read `write_revision` makes after claiming is skipped: the claim
+        of rev+1 alone refuses a stale read, since every writer claims and claims stay a day."""
+        allowed = set(allowed_from)
+        now = datetime.now(UTC)
+        todo = [d for d in docs if d.get("status") in allowed]
+        claim_of = {d["_id"]: f"{LEDGER}/{d['_id']}@{int(d.get(REV, 0)) + 1}" for d in todo}
+        lost = set(await insert_new(self.claims, [{"_id": c, "at": now} for c in claim_of.values()]))
+        won = [d for d in todo if claim_of[d["_id"]] not in lost]
+        after: list[dict[str, Any]] = []
+        updates: list[UpdateOne] = []
+        for d in won:
+            fields, rev = change(d), int(d.get(REV, 0)) + 1
+            entry = {"at": now, "status": fields.get("status", d["status"]), "note": note}
+            updates.append(UpdateOne({"_id": d["_id"]}, {"$set": {**fields, "updated_at": now, REV: rev},
+                                                         "$push": {"trail": entry}}))
+            after.append({**d, **fields, REV: rev})
+        # One bulk at a time per process: concurrent bulk_writes to one collection were
+        # seen to hang FerretDB 1.x (the benchmark stopped, every bulk awaiting its reply).
+        async with self._bulk_lock:
+            await bulk_update(self.collection, updates)
+        return after
+
+    async def add_events(self, key: str, events: list[OutgoingEvent]) -> None:
+        """Queue delivery events of a batch (one outbox document, `key` unique per batch)."""
+        if events:
+            await self.outbox.insert(self.events, {"_id": key, "at": datetime.now(UTC)}, events)
+
+    async def set_counts(self, bid: str, n: int, counts: dict[str, int]) -> None:
+        await self.chunks.update_one({"_id": f"{bid}#{n}"}, {"$set": {"counts": counts}})
+
     async def customer_history(self, customer_id: str, broadcast_ids: list[str]) -> list[dict[str, Any]]:
         """A customer's own messages plus what broadcasts to their buildings sent them."""
         doc = await self.index.find_one({"_id": f"hist:{customer_id}"})
@@ -126,7 +169,8 @@ class Ledger:
                       for n, s in enumerate(range(0, len(docs), CHUNK_SIZE))]
         await insert_new(self.chunks, chunk_docs)
         scope = broadcast.get("building") or "*"
-        await self.index.update_one({"_id": f"bcasts:{broadcast['project']}|{scope}"},
+        key = f"bcasts:{broadcast['project']}|{scope}" if broadcast.get("project") else f"bcasts:@{broadcast['region']}"
+        await self.index.update_one({"_id": key},
                                     {"$addToSet": {"ids": broadcast["_id"]}}, upsert=True)
         await insert_new(self.broadcasts, [{**broadcast, "chunks": len(chunk_docs), REV: 0}])
         if docs:
@@ -136,8 +180,11 @@ class Ledger:
     async def broadcast(self, bid: str) -> dict[str, Any] | None:
         return await self.broadcasts.find_one({"_id": bid})
 
-    async def broadcasts_for(self, units: list[tuple[str, str]]) -> list[str]:
+    async def broadcasts_for(self, units: list[tuple[str, str]], region: str | None = None) -> list[str]:
+        """Broadcasts that reached these homes: to their buildings, projects, or (an owner) region."""
         keys = {f"bcasts:{p}|{b}" for p, b in units} | {f"bcasts:{p}|*" for p, _ in units}
+        if units and region:
+            keys.add(f"bcasts:@{region}")
         docs = await asyncio.gather(*(self.index.find_one({"_id": k}) for k in sorted(keys)))
         return [i for d in docs if d for i in d.get("ids", [])]
 

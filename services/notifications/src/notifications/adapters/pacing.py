@@ -1,5 +1,9 @@
 """One rate limiter in front of the SMS provider, shared by every sender in the process:
-transactional messages (a customer's own case) are served before broadcasts."""
+transactional messages (a customer's own case) are served before broadcasts.
+
+A broadcast asks for a group of sends at once (`n`): the grant is one wake-up instead of
+`n`, and the next waiter is served `n` intervals later, so the rate holds on average while
+an urgent message waits at most one group's worth (a tenth of a second at the defaults)."""
 
 from __future__ import annotations
 
@@ -11,16 +15,17 @@ from collections import deque
 class RateLimiter:
     def __init__(self, rate_per_s: float):
         self.interval = 1.0 / rate_per_s
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._bulk: deque[asyncio.Future[None]] = deque()
+        self.rate_per_s = rate_per_s
+        self._urgent: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._bulk: deque[tuple[asyncio.Future[None], int]] = deque()
         self._next = 0.0
         self._pump: asyncio.Task[None] | None = None
         self.granted = 0
 
-    async def acquire(self, *, urgent: bool) -> None:
-        """Wait for a send slot; urgent waiters go ahead of every bulk one."""
+    async def acquire(self, *, urgent: bool, n: int = 1) -> None:
+        """Wait for `n` send slots; urgent waiters go ahead of every bulk one."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._bulk).append(future)
+        (self._urgent if urgent else self._bulk).append((future, max(1, n)))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run())
         try:
@@ -41,10 +46,10 @@ class RateLimiter:
             queue = self._urgent if self._urgent else self._bulk
             if not queue:
                 continue
-            future = queue.popleft()
+            future, n = queue.popleft()
             if future.done():  # its waiter gave up
                 continue
             future.set_result(None)
-            self.granted += 1
-            # No bursts after an idle spell: the next slot is one interval after this one.
-            self._next = max(self._next, time.monotonic() - self.interval) + self.interval
+            self.granted += n
+            # No bursts after an idle spell: the next grant is n intervals after this one.
+            self._next = max(self._next, time.monotonic() - self.interval) + n * self.interval

@@ -3,7 +3,8 @@ staff inbox. (The send ledger is in `ledger.py`.)
 
 Every hot read is by `_id` (FerretDB 1.x pushes down no other filter): a document per
 customer, and index documents listing customers by building (`owners:<project>|<building>`),
-by project (`buildings:<project>`), by phone (`phone:<number>`) and by birthday (`bday:MM-DD`).
+by project (`buildings:<project>`), by region (`projects:<region>`), by phone (`phone:<number>`)
+and by birthday (`bday:MM-DD`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Directory:
                 by_key.setdefault(key, []).append(value)
             for u in contact.units:
                 by_key.setdefault(f"buildings:{u.project}", []).append(u.building)
+                by_key.setdefault(f"projects:{contact.region}", []).append(u.project)
         for key in by_key:
             by_key[key] = list(dict.fromkeys(by_key[key]))
         shared = await insert_new(self.index, [{"_id": k, "ids": v} for k, v in by_key.items()])
@@ -150,14 +152,19 @@ class Directory:
             change["$set"] = {f"occupancy.{unit.key.replace('.', '_')}": occupancy}
         await self.contacts.update_one({"_id": customer_id}, change)
         for key, value in ((f"owners:{unit.project}|{unit.building}", customer_id),
-                           (f"buildings:{unit.project}", unit.building)):
+                           (f"buildings:{unit.project}", unit.building), (f"projects:{doc['region']}", unit.project)):
             await self.index.update_one({"_id": key}, {"$addToSet": {"ids": value}}, upsert=True)
 
     async def _ids(self, key: str) -> list[str]:
         doc = await self.index.find_one({"_id": key})
         return list(doc.get("ids", [])) if doc else []
 
-    async def owners(self, project: str, building: str | None) -> list[str]:
+    async def owners(self, project: str | None, building: str | None, region: str | None = None) -> list[str]:
+        """The owners of a building, of a project, or (no project) of every project of a region."""
+        if project is None:
+            projects = await self._ids(f"projects:{region}")
+            lists = await asyncio.gather(*(self.owners(p, None) for p in projects))
+            return list(dict.fromkeys(cid for ids in lists for cid in ids))
         buildings = [building] if building else await self._ids(f"buildings:{project}")
         lists = await asyncio.gather(*(self._ids(f"owners:{project}|{b}") for b in buildings))
         return list(dict.fromkeys(cid for ids in lists for cid in ids))
@@ -307,19 +314,62 @@ class StaffInbox:
 
 
 class Caps:
-    """Messages a household received per local day. `$inc` is not atomic on FerretDB 1.x:
-    two replicas counting at once can undercount by one, which a cap tolerates."""
+    """The household daily cap, exact on MongoDB and FerretDB alike: a message that is sent
+    first claims one of the day's `cap` slots, a document `<household>@<day>#<k>` for k in
+    0..cap-1 created by a unique insert (atomic on both stores; a counter's `$inc` is not
+    on FerretDB 1.x, and two replicas counting at once let a sixth message through).
+    A send that fails gives its slot back; a message claiming again finds its own slot."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db["caps"]
 
-    async def sent_on(self, household: str, day: date) -> int:
-        doc = await self.collection.find_one({"_id": f"{household}@{day.isoformat()}"})
-        return int(doc.get("n", 0)) if doc else 0
+    @staticmethod
+    def _slot(household: str, day: date, k: int) -> str:
+        return f"{household}@{day.isoformat()}#{k}"
 
-    async def add(self, household: str, day: date) -> None:
-        key = {"_id": f"{household}@{day.isoformat()}"}
-        try:
-            await self.collection.update_one(key, {"$inc": {"n": 1}}, upsert=True)
-        except DuplicateKeyError:  # two first messages of the day at once: the other created it
-            await self.collection.update_one(key, {"$inc": {"n": 1}})
+    async def held(self, household: str, day: date, cap: int) -> dict[str, str]:
+        """Slot id -> the message holding it, for the day's taken slots."""
+        ids = [self._slot(household, day, k) for k in range(cap)]
+        docs = await asyncio.gather(*(self.collection.find_one({"_id": i}) for i in ids))
+        return {d["_id"]: str(d.get("mid")) for d in docs if d}
+
+    async def sent_on(self, household: str, day: date, cap: int) -> int:
+        return len(await self.held(household, day, cap))
+
+    async def claim(self, household: str, day: date, mid: str, cap: int) -> str | None:
+        """A slot for `mid` (its own, if it holds one already), or None: the cap is reached."""
+        held = await self.held(household, day, cap)
+        for slot, holder in held.items():
+            if holder == mid:
+                return slot
+        for k in range(cap):
+            slot = self._slot(household, day, k)
+            if slot in held:
+                continue
+            try:
+                await self.collection.insert_one({"_id": slot, "mid": mid, "at": datetime.now(UTC)})
+                return slot
+            except DuplicateKeyError:
+                continue  # another sender took it just now
+        return None
+
+    async def claim_first(self, wanted: list[tuple[str, date, str]], cap: int) -> dict[str, str | None]:
+        """Claims for many messages (household, day, mid) in one insert: each tries its
+        household's first slot; where that is taken, `claim` one by one."""
+        by_mid = {mid: (household, day) for household, day, mid in wanted}
+        docs: list[dict[str, Any]] = [{"_id": self._slot(h, d, 0), "mid": mid, "at": datetime.now(UTC)}
+                                      for mid, (h, d) in by_mid.items()]
+        taken = set(await insert_new(self.collection, docs))
+        got: dict[str, str | None] = {str(d["mid"]): str(d["_id"]) for d in docs if d["_id"] not in taken}
+        rest = [mid for mid in by_mid if mid not in got]
+        claims = await asyncio.gather(*(self.claim(*by_mid[mid], mid, cap) for mid in rest))
+        got.update(zip(rest, claims, strict=True))
+        return got
+
+    async def release(self, slot: str | None, mid: str) -> None:
+        """Give a slot back (its send failed), if `mid` still holds it."""
+        if not slot:
+            return
+        doc = await self.collection.find_one({"_id": slot})
+        if doc is not None and doc.get("mid") == mid:
+            await self.collection.delete_one({"_id": slot})

@@ -48,13 +48,24 @@ class SendWindow:
         return datetime.combine(day, self.start, tzinfo=at.tzinfo)
 
 
-def is_public_holiday(day: date) -> bool:
-    """A statutory holiday of the mainland calendar (a plain weekend is not one)."""
+# Statutory holidays on fixed dates: known for a year before the State Council publishes
+# its calendar (and `chinese_calendar` ships it), so New Year's Day is never missed.
+FIXED_HOLIDAYS = {(1, 1): "New Year's Day", (10, 1): "National Day", (10, 2): "National Day",
+                  (10, 3): "National Day"}
+
+
+def holiday_name(day: date) -> str | None:
+    """The statutory holiday `day` belongs to ("Spring Festival", ...), None on other days."""
     try:
         holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:  # a year the package has no official dates for
-        return False
-    return bool(holiday and name)
+        return FIXED_HOLIDAYS.get((day.month, day.day))
+    return str(name) if holiday and name else None
+
+
+def is_public_holiday(day: date) -> bool:
+    """A statutory holiday of the mainland calendar (a plain weekend is not one)."""
+    return holiday_name(day) is not None
 
 
 def is_working_day(day: date) -> bool:
@@ -62,7 +73,7 @@ def is_working_day(day: date) -> bool:
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
-        return day.weekday() < 5
+        return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
 
 
 @dataclass(frozen=True)

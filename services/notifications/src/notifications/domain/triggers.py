@@ -7,6 +7,7 @@ recipient and channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from crm_contracts.events import partner as p
 from crm_contracts.events import surveys as s
 from crm_contracts.regions import KNOWN_REGIONS
 
-from notifications.domain.gate import MessageClass
+from notifications.domain.gate import MessageClass, holiday_name, is_working_day
 
 # Customers: SMS, else e-mail. Staff: their inbox.
 PHONE_FIRST = ("sms", "email")
@@ -38,7 +39,7 @@ class Staff:
 
 @dataclass(frozen=True)
 class Owners:
-    project: str
+    project: str | None  # None: every owner of the intent's region (holiday greetings)
     building: str | None  # None: every building of the project
 
 
@@ -194,3 +195,69 @@ def is_birthday(birthday: date | None, day: date) -> bool:
 
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+# The holidays a customer centre greets its owners for (chinese_calendar's names), in
+# zh-CN and en. Tomb-sweeping Day is a day of mourning, Labour Day not a family feast.
+GREETED_HOLIDAYS = {
+    "New Year's Day": ("元旦", "New Year's Day"),
+    "Spring Festival": ("春节", "the Spring Festival"),
+    "Dragon Boat Festival": ("端午节", "the Dragon Boat Festival"),
+    "Mid-autumn Festival": ("中秋节", "the Mid-Autumn Festival"),
+    "National Day": ("国庆节", "National Day"),
+}
+LOOK_AHEAD = 21  # days: the longest run of days off before a holiday is well under this
+
+
+@dataclass(frozen=True)
+class HolidayBreak:
+    first_day: date  # the first day off of the break the holiday falls in
+    last_day: date
+    names: tuple[str, ...]  # chinese_calendar names of the greeted holidays in it, in order
+
+
+def greeting_day(first_day: date, working_day: Callable[[date], bool] = is_working_day) -> date:
+    """The last working day before a break: greetings say the holiday is coming, and
+    marketing messages are not sent on public holidays, so they go out then."""
+    day = first_day - timedelta(days=1)
+    while not working_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def holiday_breaks_greeted_on(day: date, *, holiday_of: Callable[[date], str | None] = holiday_name,
+                              working_day: Callable[[date], bool] = is_working_day) -> list[HolidayBreak]:
+    """The breaks (a greeted holiday with the days off around it, weekends included) whose
+    greeting day is `day`. Mid-Autumn falling inside the National Day break is one break
+    and one greeting naming both."""
+    one = timedelta(days=1)
+    breaks: list[HolidayBreak] = []
+    d = day + one
+    while d <= day + timedelta(days=LOOK_AHEAD):
+        if holiday_of(d) not in GREETED_HOLIDAYS:
+            d += one
+            continue
+        first = last = d
+        while not working_day(first - one):
+            first -= one
+        while not working_day(last + one):
+            last += one
+        names: list[str] = []
+        for n in range((last - first).days + 1):
+            name = holiday_of(first + n * one)
+            if name in GREETED_HOLIDAYS and name not in names:
+                names.append(name)
+        if greeting_day(first, working_day) == day:
+            breaks.append(HolidayBreak(first, last, tuple(names)))
+        d = last + one
+    return breaks
+
+
+def holiday_greeting(region: str, brk: HolidayBreak, tz: ZoneInfo) -> Intent:
+    """A care greeting to every owner of the region before the break (marketing: consent,
+    opt-outs, the send window and the household cap apply); not sent once it has begun."""
+    zh = "、".join(GREETED_HOLIDAYS[n][0] for n in brk.names)
+    en = " and ".join(GREETED_HOLIDAYS[n][1] for n in brk.names)
+    return Intent("care.holiday", MessageClass.MARKETING, region, Owners(None, None), (PHONE_FIRST,),
+                  f"holiday:{region}:{brk.first_day.isoformat()}", {"holiday_name": zh, "holiday_name_en": en},
+                  expires_at=datetime.combine(brk.first_day, datetime.min.time(), tzinfo=tz))

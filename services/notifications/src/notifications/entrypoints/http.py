@@ -116,7 +116,8 @@ def build_router(deps: NotificationsDeps) -> APIRouter:
     async def history(customer_id: str, principal: Annotated[Principal, Depends(require_roles(*READERS))]
                       ) -> dict[str, Any]:
         contact = await _customer_region(customer_id, principal, "read messages")
-        broadcasts = await deps.ledger.broadcasts_for([(u.project, u.building) for u in contact.units])
+        broadcasts = await deps.ledger.broadcasts_for([(u.project, u.building) for u in contact.units],
+                                                      contact.region)
         docs = await deps.ledger.customer_history(customer_id, broadcasts)
         return {"customer_id": customer_id, "messages": [message_view(d) for d in docs]}
 

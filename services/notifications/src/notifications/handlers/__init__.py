@@ -30,7 +30,7 @@ CARE_AT = time(9, 0)
 LETTERS_TIMER = "letters"
 LETTERS_AT = time(18, 0)  # the day's letters go to print in one batch per region
 
-__all__ = ["absorb_customers", "contact_from", "handle_cause", "timer_handlers"]
+__all__ = ["absorb_customers", "contact_from", "handle_cause", "holiday_greetings", "timer_handlers"]
 
 
 def contact_from(data: CustomerUpserted, region: str) -> Contact:
@@ -100,6 +100,19 @@ async def birthdays(deps: NotificationsDeps, region: str, day: date) -> int:
     return planned
 
 
+async def holiday_greetings(deps: NotificationsDeps, region: str, day: date) -> int:
+    """On the last working day before a greeted holiday's break: a greeting to every owner
+    of the region (a broadcast, marketing class). Returns how many breaks were greeted."""
+    breaks = t.holiday_breaks_greeted_on(day)
+    for brk in breaks:
+        intent = t.holiday_greeting(region, brk, deps.tz)
+        cause = CloudEvent(specversion="1.0", id=intent.cause_key, type="crm.notifications.care.holiday",
+                           source="/crm/notifications", time=datetime.combine(day, CARE_AT, tzinfo=deps.tz),
+                           subject=region, region=region, data={})
+        await handle_cause(deps, cause, [intent])
+    return len(breaks)
+
+
 def timer_handlers(deps: NotificationsDeps) -> dict[str, Any]:
     async def on_send(timer: dict[str, Any]) -> None:
         mid = timer["payload"]["id"]
@@ -117,6 +130,7 @@ def timer_handlers(deps: NotificationsDeps) -> dict[str, Any]:
     async def on_care(timer: dict[str, Any]) -> None:
         day = date.fromisoformat(timer["payload"]["day"])
         await birthdays(deps, timer["payload"]["region"], day)
+        await holiday_greetings(deps, timer["payload"]["region"], day)
         await schedule_care(deps, day + timedelta(days=1))
 
     async def on_letters(timer: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from crm_contracts.envelope import CloudEvent
@@ -23,13 +24,13 @@ from notifications.domain import triggers as t
 from notifications.domain.directory import choose_channel
 from notifications.domain.gate import Decision, decide
 from notifications.domain.templates import RenderFailed, Template
-from notifications.handlers.dispatch import dispatch
+from notifications.handlers.bulk import send_group
 from notifications.handlers.messages import apply_decision, customer_params, new_entry
 
 log = logging.getLogger(__name__)
 
 BROADCAST_TIMER = "broadcast"
-SEND_CONCURRENCY = 32
+GROUPS_IN_FLIGHT = 16
 
 
 async def plan_broadcast(deps: NotificationsDeps, intent: t.Intent, cause: CloudEvent) -> str:
@@ -42,7 +43,7 @@ async def plan_broadcast(deps: NotificationsDeps, intent: t.Intent, cause: Cloud
         return bid
     now = deps.clock()
     start = max(now, intent.not_before) if intent.not_before else now
-    owners = await deps.directory.owners(intent.audience.project, intent.audience.building)
+    owners = await deps.directory.owners(intent.audience.project, intent.audience.building, intent.region)
     contacts = await deps.directory.get_many(owners)
     templates: dict[tuple[str, str], Template | None] = {}
     policy = deps.policy_for(intent.region)
@@ -96,29 +97,65 @@ async def start_broadcast(deps: NotificationsDeps, bid: str) -> None:
     await deps.ledger.set_broadcast(bid, {"status": "running"})
 
 
+def group_size(rate_per_s: float) -> int:
+    """Messages per provider call and pacing grant: a tenth of a second's worth."""
+    return max(1, min(100, int(rate_per_s / 10)))
+
+
 async def run_broadcast(deps: NotificationsDeps, bid: str, lease: Lease | None = None) -> dict[str, int]:
-    """Send a running broadcast from the chunk it reached; returns the final tallies."""
+    """Send a running broadcast from the chunk it reached; returns the final tallies.
+
+    Groups of a chunk are sent a few at a time, so the store work of one overlaps the
+    pacing of the next and the provider's rate, not the store, sets the pace."""
     b = await deps.ledger.broadcast(bid)
     if b is None:
         return {}
-    slots = asyncio.Semaphore(SEND_CONCURRENCY)
+    slots = asyncio.Semaphore(GROUPS_IN_FLIGHT)
+    size = group_size(deps.limiter.rate_per_s)
 
-    async def send(mid: str) -> None:
-        async with slots:
-            try:
-                await dispatch(deps, mid)
-            except Exception:
-                log.exception("broadcast send failed; its timer or the next run retries it")
+    async def send(mids: list[str]) -> dict[str, str] | None:
+        try:
+            return await send_group(deps, mids)
+        except Exception:
+            log.exception("broadcast group failed; the next run retries it")
+            return None
+        finally:
+            slots.release()
 
-    for n in range(int(b.get("next_chunk", 0)), int(b.get("chunks", 0))):
-        chunk = await deps.ledger.chunk(bid, n)
-        ids = (chunk or {}).get("ids", [])
-        for start in range(0, len(ids), 100):
+    async def finish(n: int, groups: list[asyncio.Task[dict[str, str] | None]]) -> bool:
+        """Tally a chunk once all its groups are done (chunks finish in order)."""
+        counts: dict[str, int] = {}
+        for result in await asyncio.gather(*groups):
+            if result is None:
+                return False  # this chunk again next round
+            for st in result.values():
+                counts[st] = counts.get(st, 0) + 1
+        await deps.ledger.set_counts(bid, n, counts)
+        await deps.ledger.set_broadcast(bid, {"next_chunk": n + 1})
+        return True
+
+    # The next chunk's groups start while the last ones of a chunk are still out: the
+    # pipeline never drains at a chunk's end.
+    open_chunks: deque[tuple[int, list[asyncio.Task[dict[str, str] | None]]]] = deque()
+    try:
+        for n in range(int(b.get("next_chunk", 0)), int(b.get("chunks", 0))):
             if lease is not None and not await lease.acquire_or_renew():
                 return {}  # another replica runs broadcasts now
-            await asyncio.gather(*(send(i) for i in ids[start:start + 100]))
-        await deps.ledger.recount_chunk(bid, n)
-        await deps.ledger.set_broadcast(bid, {"next_chunk": n + 1})
+            ids = list(((await deps.ledger.chunk(bid, n)) or {}).get("ids", []))
+            groups = []
+            for start in range(0, len(ids), size):
+                await slots.acquire()
+                groups.append(asyncio.create_task(send(ids[start:start + size])))
+            open_chunks.append((n, groups))
+            while open_chunks and all(g.done() for g in open_chunks[0][1]):
+                if not await finish(*open_chunks.popleft()):
+                    return {}
+        while open_chunks:
+            if not await finish(*open_chunks.popleft()):
+                return {}
+    finally:
+        for _, groups in open_chunks:  # stopped early: let what is out finish, uncounted
+            await asyncio.gather(*groups, return_exceptions=True)
     await deps.ledger.set_broadcast(bid, {"status": "done", "finished_at": deps.clock()})
     progress = await deps.ledger.progress(bid)
     return dict((progress or {}).get("counts", {}))

@@ -14,9 +14,9 @@ from typing import Any
 
 from notifications.adapters.gateways import OutboundMessage, SendResult, TimeoutUnknown
 from notifications.deps import NotificationsDeps
-from notifications.domain.gate import MessageClass
+from notifications.domain.gate import Decision, MessageClass
 from notifications.handlers import events
-from notifications.handlers.messages import SEND_TIMER, gate, schedule_send, send_timer
+from notifications.handlers.messages import SEND_TIMER, capped, gate, schedule_send, send_timer
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 RECONCILE_TIMER = "reconcile"
 RECONCILE_AFTER = timedelta(hours=48)  # receipts come within minutes; providers keep them 72 h
 OPEN = ("scheduled", "retrying")
-__all__ = ["OPEN", "SEND_TIMER", "dispatch", "give_up_unconfirmed", "send_timer"]
+__all__ = ["OPEN", "SEND_TIMER", "defer_entry", "dispatch", "give_up_unconfirmed", "mark_unconfirmed", "outbound",
+           "send_timer", "settle"]
 
 
 def _aware(at: datetime) -> datetime:
@@ -37,7 +38,7 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
     if doc is None:
         return "missing"
     if doc["status"] == "sending":
-        return await _unconfirmed(deps, doc, "its sender stopped after calling the provider")
+        return await mark_unconfirmed(deps, doc, "its sender stopped after calling the provider")
     if doc["status"] not in OPEN:
         return str(doc["status"])
     now = deps.clock()
@@ -52,32 +53,50 @@ async def dispatch(deps: NotificationsDeps, mid: str) -> str:
                                              note=decision.reason)
         return "suppressed" if moved else await _status(deps, mid)
     if decision.action == "defer":
-        assert decision.until is not None
-        moved = await deps.ledger.transition(mid, OPEN, {"due_at": decision.until, "reason": decision.reason},
-                                             note=f"deferred: {decision.reason}")
-        if moved:
-            await schedule_send(deps, mid, decision.until)
-        return "scheduled"
+        return await defer_entry(deps, doc, decision)
+    slot: str | None = None
+    if capped(doc, contact):
+        assert contact is not None
+        today = now.astimezone(deps.tz).date()
+        slot = await deps.caps.claim(contact.household, today, mid, deps.policy_for(doc["region"]).daily_cap)
+        if slot is None:  # the household's last slot went to a concurrent send
+            return await defer_entry(deps, doc, await gate(deps, doc, contact, now, cap_full_on=today))
     if doc["channel"] == "sms":
         await deps.limiter.acquire(urgent=doc["message_class"] in (MessageClass.SERVICE, MessageClass.STAFF))
     attempt = int(doc.get("attempts", 0)) + 1
-    marked = await deps.ledger.transition(mid, OPEN, {"status": "sending", "attempts": attempt},
+    marked = await deps.ledger.transition(mid, OPEN, {"status": "sending", "attempts": attempt, "cap_slot": slot},
                                           note=f"attempt {attempt}", current=doc)
     if marked is None:
+        await deps.caps.release(slot, mid)
         return await _status(deps, mid)  # someone else took it
     gateway = deps.gateways.get(doc["channel"])
     try:
         if gateway is None:
             raise LookupError(f"no gateway for {doc['channel']}")
-        result = await gateway.send(_outbound(doc, contact))
+        result = await gateway.send(outbound(doc, contact))
     except TimeoutUnknown:
-        return await _unconfirmed(deps, marked, "the provider did not answer in time")
+        return await mark_unconfirmed(deps, marked, "the provider did not answer in time")
     except Exception as exc:  # refused before the provider took it: safe to retry
         result = SendResult(accepted=False, error=f"{type(exc).__name__}: {exc}")
-    return await _settle(deps, marked, result, attempt)
+    return await settle(deps, marked, result, attempt)
 
 
-async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResult, attempt: int) -> str:
+async def defer_entry(deps: NotificationsDeps, doc: dict[str, Any], decision: Decision) -> str:
+    if decision.action == "suppress":  # expired while deferred
+        now = deps.clock()
+        moved = await deps.ledger.transition(doc["_id"], OPEN, {"status": "suppressed", "reason": decision.reason},
+                                             lambda d: events.failed(d, decision.reason or "suppressed", now),
+                                             note=decision.reason)
+        return "suppressed" if moved else await _status(deps, doc["_id"])
+    assert decision.until is not None
+    moved = await deps.ledger.transition(doc["_id"], OPEN, {"due_at": decision.until, "reason": decision.reason},
+                                         note=f"deferred: {decision.reason}")
+    if moved:
+        await schedule_send(deps, doc["_id"], decision.until)
+    return "scheduled"
+
+
+async def settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResult, attempt: int) -> str:
     mid = doc["_id"]
     now = deps.clock()
     if result.accepted:
@@ -85,10 +104,9 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
         await deps.ledger.transition(mid, ("sending",), {"status": status, "provider_ref": result.provider_ref,
                                                          "sent_at": now, "reason": None},
                                      lambda d: events.sent(d, now), current=doc)
-        if doc.get("household"):
-            await deps.caps.add(doc["household"], now.astimezone(deps.tz).date())
         return status
     error = result.error or "refused by the provider"
+    await deps.caps.release(doc.get("cap_slot"), mid)  # not sent: the household may have it back
     if result.permanent or attempt >= deps.settings.max_attempts:
         await deps.ledger.transition(mid, ("sending",), {"status": "failed", "reason": error},
                                      lambda d: events.failed(d, error, now, attempts=attempt), note=error)
@@ -103,7 +121,7 @@ async def _settle(deps: NotificationsDeps, doc: dict[str, Any], result: SendResu
     return "retrying"
 
 
-async def _unconfirmed(deps: NotificationsDeps, doc: dict[str, Any], why: str) -> str:
+async def mark_unconfirmed(deps: NotificationsDeps, doc: dict[str, Any], why: str) -> str:
     moved = await deps.ledger.transition(doc["_id"], ("sending",), {"status": "unconfirmed", "reason": why},
                                          note=f"{why}; not re-sent, waiting for the receipt")
     if moved:
@@ -126,7 +144,7 @@ async def _status(deps: NotificationsDeps, mid: str) -> str:
     return str(doc["status"]) if doc else "missing"
 
 
-def _outbound(doc: dict[str, Any], contact: Any) -> OutboundMessage:
+def outbound(doc: dict[str, Any], contact: Any) -> OutboundMessage:
     return OutboundMessage(
         message_id=doc["_id"], channel=doc["channel"], region=doc["region"], language=doc["language"],
         # The customer's address as the directory has it now; the one planned with otherwise.

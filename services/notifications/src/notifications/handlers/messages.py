@@ -69,7 +69,16 @@ def apply_decision(entry: dict[str, Any], decision: Decision, at: datetime) -> d
     return entry
 
 
-async def gate(deps: NotificationsDeps, entry: dict[str, Any], contact: Contact | None, at: datetime) -> Decision:
+def capped(entry: dict[str, Any], contact: Contact | None) -> bool:
+    """Whether the message counts against its household's daily cap."""
+    return contact is not None and MessageClass(entry["message_class"]) in (MessageClass.NOTICE,
+                                                                            MessageClass.MARKETING)
+
+
+async def gate(deps: NotificationsDeps, entry: dict[str, Any], contact: Contact | None, at: datetime,
+               *, cap_full_on: Any = None) -> Decision:
+    """The gate's answer for one entry; `cap_full_on`, a local day whose cap a slot claim
+    just found full (the count read before it was not yet)."""
     cls = MessageClass(entry["message_class"])
     if cls is MessageClass.STAFF:
         return Decision.send()
@@ -84,15 +93,21 @@ async def gate(deps: NotificationsDeps, entry: dict[str, Any], contact: Contact 
     counts: dict[Any, int] = {}
     if cls is not MessageClass.SERVICE:
         today = at.astimezone(policy.tz).date()
-        counts[today] = await deps.caps.sent_on(household, today)
+        counts[today] = await deps.caps.sent_on(household, today, policy.daily_cap)
+    if cap_full_on is not None:
+        counts[cap_full_on] = policy.daily_cap
     return decide(channel=channel, message_class=cls, now=at, policy=policy,
                   consented=bool(contact.consent.get(channel)), opted_out_channels=opted_out,
                   household_sent_on=lambda day: counts.get(day, 0), expires_at=entry.get("expires_at"))
 
 
 def customer_params(intent: t.Intent, contact: Contact | None, language: str) -> dict[str, str]:
+    """A trigger may give a value per language: `x_en` is `x` in English messages."""
+    params = {k: v for k, v in intent.params.items() if not k.endswith("_en")}
+    if language == "en":
+        params.update({k[:-3]: v for k, v in intent.params.items() if k.endswith("_en")})
     return {"customer_name": contact.name if contact else "", "centre_name": t.centre_name(intent.region, language),
-            **intent.params}
+            **params}
 
 
 async def plan_one(deps: NotificationsDeps, intent: t.Intent, cause: CloudEvent) -> list[str]:

@@ -126,7 +126,7 @@ async def apply_once_many(
 
     Per document: read once, drop event ids already in `applied_events`, fold the remaining
     updates in order (`fold_updates`), claim the next revision (all claims in one insert),
-    check the revision once more, and write once (all writes in few `bulk_write`s). A
+    and write once (all writes in few `bulk_write`s). A
     document whose claim or check conflicts, or whose updates do not fold, takes the
     per-document path (`apply_once` event by event), waiting out a claim left by a writer
     that died. Same guarantee as `apply_once`: each event id applied once, also on FerretDB.
@@ -166,12 +166,12 @@ async def apply_once_many(
     now = datetime.now(UTC)
     claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _, _) in planned.items()}
     taken = await insert_new(collection.database[CLAIMS], [{"_id": c, "at": now} for c in claim_of.values()])
-    # Holding the claims, check the revisions again (FerretDB may have answered the first
-    # read from an older snapshot), as `write_revision` does.
-    held = [d for d in planned if claim_of[d] not in taken]
-    current = await find_by_ids(collection, held, {REV: 1})
-    ready = [d for d in held if d in current and int(current[d].get(REV, 0)) == planned[d][0]]
-    slow.update(d for d in planned if d not in ready)
+    # No second read of the revisions, unlike `write_revision`: a document that moved past
+    # the revision we read did so through the claim of rev+1, which is kept for a day, so
+    # our claim would have been refused. (FerretDB may answer that second read from an
+    # older snapshot anyway: the claim is the guard.) It halves the reads of a batch.
+    ready = [d for d in planned if claim_of[d] not in taken]
+    slow.update(d for d in planned if claim_of[d] in taken)
     await update_by_ids(collection, [(d, planned[d][1]) for d in ready])
     for d in ready:
         for i in planned[d][2]:

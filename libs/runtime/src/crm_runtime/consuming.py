@@ -124,7 +124,8 @@ def subscribe_service(
         *sorted(routes),
         group_id=group_id,
         batch=True,
-        max_records=max_records,
+        # A batch subscription asking for larger batches (reporting's rebuild) gets them.
+        max_records=max([max_records, *(b.max_records for b in batch_subscriptions)]),
         batch_timeout_ms=BATCH_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

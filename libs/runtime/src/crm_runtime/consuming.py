@@ -146,7 +146,10 @@ async def _handle_singles(route: _Route, items: list[Item], dead_letters: DeadLe
                           policy: DeliveryPolicy) -> None:
     # Same partition and key: the same aggregate, whose order Kafka keeps; keep it too.
     # Records without a key keep their partition's order.
-    groups = group_by_key(items, lambda it: (it[2].partition, it[2].key if it[2].key is not None else b""))
+    # With one worker, the events simply go in the order delivered, as with a consumer per topic.
+    groups: dict[Any, list[Item]] = (
+        group_by_key(items, lambda it: (it[2].partition, it[2].key if it[2].key is not None else b""))
+        if route.workers > 1 else {None: items})
 
     async def in_order(_key: Any, group: Sequence[Item]) -> None:
         for event, data, record in group:

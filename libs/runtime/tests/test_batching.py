@@ -7,7 +7,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from crm_runtime.batching import UPDATE_CHUNK, find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
+from crm_runtime.batching import (
+    UPDATE_CHUNK,
+    KeysFailed,
+    find_by_ids,
+    group_by_key,
+    insert_new,
+    per_key,
+    run_per_key,
+    update_by_ids,
+)
 from crm_runtime.idempotency import APPLIED, apply_once, apply_once_many, fold_updates
 from crm_runtime.mongo import build_info_is_ferretdb
 from crm_runtime.revisions import CLAIMS, REV
@@ -42,6 +51,23 @@ async def test_keys_run_side_by_side_within_the_bound_and_a_failing_key_spares_t
     assert sorted(done) == sorted(i for k, v in groups.items() if k != "bad" for i in v)
     # one key's items arrive together and in order
     assert done.index("k4-1") + 1 == done.index("k4-2")
+
+
+async def test_a_per_key_batch_handler_applies_the_good_keys_and_reports_the_bad_one():
+    applied: list[tuple[str, int]] = []
+
+    async def handle(key, items):
+        if key == "bad":
+            raise ValueError("refused")
+        applied.extend(items)
+
+    handler = per_key(handle, key=lambda item: item[0], concurrency=2)
+    with pytest.raises(KeysFailed) as failed:
+        await handler([("a", 1), ("bad", 2), ("b", 3), ("a", 4)])
+    assert list(failed.value.failures) == ["bad"]
+    assert sorted(applied) == [("a", 1), ("a", 4), ("b", 3)]
+    await handler([("a", 5), ("b", 6)])  # a batch without a bad key passes
+    assert ("a", 5) in applied
 
 
 def test_updates_fold_into_one_with_the_effect_of_applying_them_in_order():

@@ -86,6 +86,34 @@ async def run_per_key(
     return failures
 
 
+class KeysFailed(Exception):
+    """Some keys of a batch failed (the others were applied); `failures` names them."""
+
+    def __init__(self, failures: Mapping[Any, BaseException]):
+        first = next(iter(failures.values()))
+        super().__init__(f"{len(failures)} key(s) failed, first: {type(first).__name__}: {first}")
+        self.failures = dict(failures)
+
+
+def per_key(
+    handle: Callable[[K, Sequence[T]], Awaitable[None]],
+    key: Callable[[T], K],
+    *,
+    concurrency: int = KEY_CONCURRENCY,
+) -> Callable[[list[T]], Awaitable[None]]:
+    """A batch handler (for `BatchSubscription`) from a per-key one: the batch's items grouped
+    by `key` (e.g. `lambda item: item[0].subject`), keys side by side, each key's items in
+    order. If any key fails, `KeysFailed` is raised once all keys ran, so the subscription
+    retries and splits the batch; the keys that succeeded must be idempotent, as always."""
+
+    async def handler(items: list[T]) -> None:
+        failures = await run_per_key(group_by_key(items, key), handle, concurrency=concurrency)
+        if failures:
+            raise KeysFailed(failures)
+
+    return handler
+
+
 async def gather_bounded(aws: Iterable[Awaitable[T]], *, concurrency: int) -> list[T]:
     """`asyncio.gather` with at most `concurrency` awaitables running at once (results in order)."""
     limit = asyncio.Semaphore(max(1, concurrency))

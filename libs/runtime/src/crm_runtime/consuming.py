@@ -14,7 +14,9 @@ event of the batch is applied or dead-lettered:
 
 If even the dead-letter topic cannot be written, the batch is not committed: FastStream
 rewinds every partition to the batch's first offset and it is delivered again, which the
-idempotent handlers make harmless.
+idempotent handlers make harmless. The same holds for a stop or a crash mid-batch: up to
+`MAX_RECORDS` events come again to the next owner, not one. An idle consumer answers a
+new event within ~`2 × BATCH_WAIT_MS` (FastStream waits that long after an empty fetch).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from console.adapters.oidc import OidcClient
 from console.adapters.services import CasesClient, IntakeClient, ServiceClient, Services
 from console.deps import ConsoleDeps
-from console.entrypoints import http, pages_cases, pages_desk, pages_more
+from console.entrypoints import http, pages_cases, pages_desk, pages_incidents, pages_more
 from console.entrypoints.web import SignInRequired, sign_in_redirect
 from console.settings import ConsoleSettings
 
@@ -78,4 +78,5 @@ def create_app(settings: ConsoleSettings | None = None, *, services: Services | 
     app.include_router(pages_cases.build_router(deps))
     app.include_router(pages_desk.build_router(deps))
     app.include_router(pages_more.build_router(deps))
+    app.include_router(pages_incidents.build_router(deps))
     return app

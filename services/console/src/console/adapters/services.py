@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -88,7 +89,11 @@ class CasesClient(ServiceClient):
         return await self.post_json(f"/v1/contacts/{contact_id}/open-case", token)  # type: ignore[no-any-return]
 
     async def incident(self, token: str, incident_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/v1/incidents/{incident_id}", token)  # type: ignore[no-any-return]
+        """The incident with the cases it groups."""
+        return await self.get_json(f"/v1/incidents/{quote(incident_id, safe='')}", token)  # type: ignore[no-any-return]
+
+    async def incidents(self, token: str, **filters: Any) -> dict[str, Any]:
+        return await self.get_json("/v1/incidents", token, **filters)  # type: ignore[no-any-return]
 
 
 class IntakeClient(ServiceClient):
@@ -112,16 +117,24 @@ class IntakeClient(ServiceClient):
         return response.headers.get("content-type", "application/octet-stream"), response.content
 
     async def lookup_customer(self, token: str, phone: str, region: str) -> dict[str, Any] | None:
-        """The caller recognised from a phone number; None when intake has no such lookup yet."""
+        """The caller recognised from a phone number: the customer, {} for a number intake
+        does not know (or cannot read as one), None when the lookup is not there."""
         try:
             return await self.get_json("/v1/customers/lookup", token,  # type: ignore[no-any-return]
                                        phone=phone, region=region)
         except ServiceError as exc:
-            if exc.status == 404 and exc.problem.get("field"):  # the route is there; the number is not
+            if exc.status in (404, 422) and names_field(exc.problem, "phone"):  # the number is not known
                 return {}
-            if exc.status in (404, 405):  # no such route (yet)
+            if exc.status in (404, 405):  # no such route (an older intake)
                 return None
             raise
+
+
+def names_field(problem: dict[str, Any], field: str) -> bool:
+    """Whether a problem+json body blames `field` (`field`, or `errors[].field`)."""
+    errors = problem.get("errors")
+    named = [e.get("field") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    return problem.get("field") == field or field in named
 
 
 @dataclass

@@ -1,5 +1,4 @@
-"""The queue, a case with every action it allows now, its letters' scans, and a collective
-incident's cases on one page."""
+"""The queue, and a case with every action it allows now and its letters' scans."""
 
 from __future__ import annotations
 
@@ -22,8 +21,6 @@ SLA_WINDOWS = ("breached", "4h", "today", "3d")
 STATUSES = ("received", "validated", "classified", "assessed", "investigating", "handling", "resolved", "closed",
             "lesson_recorded")
 PAGE_SIZE = 50
-# A collective incident is shown from the open queue; this many pages at most are read.
-INCIDENT_PAGES = 10
 
 
 def due_before(window: str | None, now: datetime) -> str | None:
@@ -122,23 +119,6 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         # Inline, so that a letter's scan opens in the browser; never sniffed as HTML.
         return Response(data, media_type=ctype, headers={"Content-Disposition": "inline",
                                                           "X-Content-Type-Options": "nosniff"})
-
-    @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-    async def incident(request: Request, incident_id: str) -> Response:
-        user = current_user(request)
-        grouped: list[dict[str, Any]] = []
-        cursor = None
-        try:
-            for _ in range(INCIDENT_PAGES):
-                page = await cases.queue(user.token, cursor=cursor, limit=200)
-                grouped += [r for r in page.get("items", []) if r.get("collective_incident_id") == incident_id]
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    break
-        except (ServiceError, ServiceUnavailable) as exc:
-            return service_failure(request, user, exc)
-        return render(request, "incident.html", {"incident_id": incident_id, "rows": grouped,
-                                                 "complete": not cursor}, user=user)
 
     return router
 

@@ -16,6 +16,7 @@ from importlib.resources import files
 import httpx
 from crm_runtime.auth import TokenVerifier
 from crm_runtime.logging import configure_logging
+from crm_runtime.problems import install_problem_handlers
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -69,6 +70,10 @@ def create_app(settings: ConsoleSettings | None = None, *, services: Services | 
     registry = CollectorRegistry()
     Instrumentator(registry=registry).instrument(app)
     app.mount("/static", StaticFiles(directory=str(files("console") / "static")), name="static")
+
+    # A request no page would send (a forged form, a bad parameter) gets problem+json naming
+    # the field, as from every service; a page the console could not build says why in HTML.
+    install_problem_handlers(app)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:

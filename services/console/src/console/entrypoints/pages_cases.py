@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from crm_runtime.problems import Problem
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -14,7 +15,7 @@ from console.deps import ConsoleDeps
 from console.domain import actions as action_rules
 from console.domain.i18n import CENTRE_ZONE, Translator
 from console.domain.problems import ToldProblem, tell
-from console.entrypoints.web import User, current_user, render, service_failure
+from console.entrypoints.web import PAGE_ON_ERROR, User, current_user, render, service_failure
 
 QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
 SLA_WINDOWS = ("breached", "4h", "today", "3d")
@@ -89,7 +90,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         user = current_user(request)
         action = action_rules.ACTIONS.get(route)
         if action is None:
-            return Response(status_code=404)
+            raise Problem(404, "Not found", f"No action {route}.", field="route")
         form = {k: str(v) for k, v in (await request.form()).items()}
         # Forwarded even when this role may not take it: the service refuses, and says why.
         try:
@@ -109,7 +110,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
-    @router.get("/contacts/{contact_id}/attachments/{attachment_id}")
+    @router.get("/contacts/{contact_id}/attachments/{attachment_id}", responses=PAGE_ON_ERROR)
     async def attachment(request: Request, contact_id: str, attachment_id: str) -> Response:
         user = current_user(request)
         try:

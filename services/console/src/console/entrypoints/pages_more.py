@@ -83,8 +83,11 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             await surveys.post_json(f"/v1/surveys/{seg(survey_id)}/answers", user.token, body)
         except ServiceError as exc:
             told = tell(exc.status, exc.problem, Translator(user.language))
-            survey = await _get(surveys, f"/v1/surveys/{seg(survey_id)}", user.token)
-            definition = await _get(surveys, f"/v1/definitions/{seg(survey.get('kind'))}", user.token)
+            try:  # the form again, with the refusal; no such survey: the refusal alone
+                survey = await _get(surveys, f"/v1/surveys/{seg(survey_id)}", user.token)
+                definition = await _get(surveys, f"/v1/definitions/{seg(survey.get('kind'))}", user.token)
+            except (NotLanded, ServiceError):
+                return service_failure(request, user, exc)
             return render(request, "return_visit.html", {"survey": survey, "definition": definition, "told": told},
                           user=user, status_code=exc.status if exc.status < 500 else 502)
         except ServiceUnavailable as exc:

@@ -37,7 +37,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             found = await cases.incident(user.token, incident_id)
         except (ServiceError, ServiceUnavailable) as exc:
             return service_failure(request, user, exc)
-        rows = found.get("cases", [])
+        rows = sorted(found.get("cases", []), key=lambda r: str(r.get("case_number") or r.get("case_id")))
         return render(request, "incident.html", {"incident": found, "rows": rows,
                                                  "open_count": sum(1 for r in rows if r.get("is_open"))}, user=user)
 

@@ -57,3 +57,31 @@ async def test_a_filtered_queue_pages_through_every_bucket_in_due_order_across_r
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_past_hour_whose_cases_all_closed_is_read_once_then_no_more(stack):
+    client = create_client(stack.mongodb_url, app_name="test")
+    db = client[f"crm_cases{unique_suffix()}"]
+    index = QueueIndex(db)
+    overdue = datetime.now(UTC) - timedelta(days=2)
+    try:
+        doc = {**case(1, "tianjin", "handling", overdue), "case_id": "q-001"}
+        here = await index.place(doc, None, 1)
+        assert here is not None
+        later = {**case(2, "tianjin", "received", overdue + timedelta(hours=30)), "case_id": "q-002"}
+        await index.place(later, None, 1)
+        await index.place({**doc, "is_open": False}, here, 2)  # closed: its bucket is empty now
+        assert len(await index.hours("tianjin")) == 2
+
+        page = await index.page({}, regions=["tianjin"], due_before=None, after=None, limit=50)
+        assert [r["case_id"] for r in page] == ["q-002"]
+        assert await index.hours("tianjin") == [here[1] + 30]
+
+        # A case due in that hour again lists the hour again.
+        again = {**case(3, "tianjin", "received", overdue), "case_id": "q-003"}
+        await index.place(again, None, 1)
+        page = await index.page({}, regions=["tianjin"], due_before=None, after=None, limit=50)
+        assert [r["case_id"] for r in page] == ["q-003", "q-002"]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

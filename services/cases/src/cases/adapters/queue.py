@@ -7,7 +7,8 @@ document holding the queue rows (status, severity, category, department, assigne
 time, ...) of the open cases due in that hour. A page reads the hour list and then
 bucket after bucket until it is full; a case's save moves its row between buckets. The
 buckets of a page are read in concurrent waves sized from the rows matched so far (a
-narrow filter matches few rows a bucket), not one after another.
+narrow filter matches few rows a bucket), not one after another. A past hour found empty
+is taken off the list, so closed cases do not leave reads behind for every later page.
 
 Rows follow the case's revision. Two saves of one case can reach the queue in either
 order, so each bucket keeps, per case, only the newest thing it heard: a row carries the
@@ -138,6 +139,18 @@ class QueueIndex:
             repaired += 1
         return repaired
 
+    async def forget_hour(self, region: str, hour: int) -> None:
+        """Take a past hour whose bucket is empty (its cases closed or moved) off the
+        region's hour list. A row placed there meanwhile puts it back: `place` writes the
+        bucket before it checks the list, so either it finds the hour gone and adds it, or
+        the bucket read here after the removal finds its row."""
+        await _update(self.collection, f"hours:{region}",
+                      lambda d: {"hours": [h for h in d["hours"] if h != hour]} if d and hour in d["hours"] else None)
+        if await self.rows(region, hour):
+            await _update(self.collection, f"hours:{region}",
+                          lambda d: None if d and hour in d["hours"] else {"hours": sorted({*(d["hours"] if d else []),
+                                                                                            hour})})
+
     async def hours(self, region: str) -> list[int]:
         doc = await self.collection.find_one({"_id": f"hours:{region}"})
         return list(doc["hours"]) if doc else []
@@ -172,6 +185,11 @@ class QueueIndex:
                 taken += len(groups[-1][1])
             found = await asyncio.gather(*(self.rows(r, hour) for hour, regs in groups for r in regs))
             read += taken
+            past = due_hour(datetime.now(UTC))
+            empty = [(r, hour) for (hour, r), rows_of in zip(
+                ((h, r) for h, regs in groups for r in regs), found, strict=True) if not rows_of and hour < past]
+            if empty:  # every later page would read them again
+                await asyncio.gather(*(self.forget_hour(r, hour) for r, hour in empty))
             at = 0
             for _hour, regs in groups:
                 bucket = [row for rows_of in found[at:at + len(regs)] for row in rows_of

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import Headline, Section, headline_table
 
-ORDER = ("runtime", "cases", "intake")
+ORDER = ("runtime", "cases", "intake", "console")
 BLOCK = re.compile(r"<!-- bench:(?P<name>[a-z-]+) begin -->\n(?P<body>.*?)<!-- bench:(?P=name) end -->", re.S)
 HEADLINES = re.compile(r"<!-- headlines (?P<json>.*?) -->")
 FULL_RUN = re.compile(r"<!-- full-run (?P<text>.*?) -->")

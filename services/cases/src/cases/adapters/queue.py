@@ -156,7 +156,8 @@ class QueueIndex:
         return list(doc["hours"]) if doc else []
 
     async def rows(self, region: str, hour: int) -> list[dict[str, Any]]:
-        doc = await self.collection.find_one({"_id": f"{region}|{hour}"})
+        # Not `gone`: the revisions of rows that left matter to writers only.
+        doc = await self.collection.find_one({"_id": f"{region}|{hour}"}, {"rows": 1})
         return list((doc or {}).get("rows", {}).values())
 
     async def page(self, wanted: dict[str, Any], *, regions: list[str], due_before: datetime | None,

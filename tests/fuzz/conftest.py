@@ -4,7 +4,11 @@ and FerretDB, is sent generated HTTP requests (schemathesis) and hostile CloudEv
 
 A new service joins by adding its name to SERVICES: `uvicorn --factory
 <name>.bootstrap:create_app` and the settings class that function takes are all the
-harness needs.
+harness needs. CRM_FUZZ_SERVICES=console,cases fuzzes only those.
+
+The console calls the services over HTTP, so it is fuzzed in front of all five of them
+(BACKENDS), signed in by its session cookie; it publishes no OpenAPI document (pages for
+people), so the harness takes its app's own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 import typing
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +30,11 @@ from crm_devstack.servers import free_port
 from crm_runtime.settings import ServiceSettings
 from crm_runtime.testing import unique_suffix
 
-SERVICES = ["intake", "cases", "notifications", "surveys", "reporting"]
+SERVICES = ["intake", "cases", "notifications", "surveys", "reporting", "console"]
+SELECTED = [s for s in os.environ.get("CRM_FUZZ_SERVICES", "").split(",") if s in SERVICES] or SERVICES
+# Services a service calls over HTTP, started before it, and the setting naming each one's URL.
+BACKENDS = {"console": {name: f"CRM_CONSOLE_{name.upper()}_URL"
+                        for name in ["intake", "cases", "notifications", "surveys", "reporting"]}}
 
 JWT_SECRET = "fuzz-secret-of-at-least-thirty-two-bytes"
 
@@ -43,10 +52,22 @@ class RunningService:
     base_url: str
     settings: ServiceSettings
 
+    def openapi(self) -> dict[str, Any]:
+        """The service's OpenAPI document; for one that publishes none (the console), its app's."""
+        answer = requests.get(f"{self.base_url}/openapi.json", timeout=30)
+        if answer.status_code == 200:
+            return answer.json()  # type: ignore[no-any-return]
+        app = importlib.import_module(f"{self.name}.bootstrap").create_app(self.settings)
+        return app.openapi()  # type: ignore[no-any-return]
+
     def subscribed_topics(self) -> set[str]:
         """The topics the service really consumes, from its AsyncAPI document (a service
-        being built may not yet consume everything the registry says it will)."""
-        document = requests.get(f"{self.base_url}/asyncapi.json", timeout=30).json()
+        being built may not yet consume everything the registry says it will; the console
+        consumes none)."""
+        answer = requests.get(f"{self.base_url}/asyncapi.json", timeout=30)
+        if answer.status_code == 404:
+            return set()
+        document = answer.json()
         return {channel["address"] for channel in document.get("channels", {}).values()
                 if any(name.startswith("Subscribe") for name in channel.get("messages", {}))}
 
@@ -74,14 +95,13 @@ def fuzz_environment(settings_cls: type[ServiceSettings], stack: Any) -> dict[st
     return values
 
 
-@pytest.fixture(scope="session", params=SERVICES)
-def service(request: pytest.FixtureRequest, stack: Any, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[RunningService]:
+@contextmanager
+def started(name: str, stack: Any, tmp_path_factory: pytest.TempPathFactory,
+            extra_env: dict[str, str] | None = None) -> Iterator[RunningService]:
     """The service as `make run` starts it (uvicorn, its own process, so generating requests
     and answering them use both cores), on the real Kafka and FerretDB."""
-    name = request.param
     settings_cls = settings_class(name)
-    env = fuzz_environment(settings_cls, stack)
+    env = {**fuzz_environment(settings_cls, stack), **(extra_env or {})}
     port = free_port()
     log_path = tmp_path_factory.mktemp(name) / "service.log"
     with open(log_path, "wb") as log:
@@ -109,6 +129,17 @@ def service(request: pytest.FixtureRequest, stack: Any, tmp_path_factory: pytest
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session", params=SELECTED)
+def service(request: pytest.FixtureRequest, stack: Any, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[RunningService]:
+    name = request.param
+    with ExitStack() as backends:
+        urls = {variable: backends.enter_context(started(backend, stack, tmp_path_factory)).base_url
+                for backend, variable in BACKENDS.get(name, {}).items()}
+        with started(name, stack, tmp_path_factory, urls) as running:
+            yield running
 
 
 REPORT: list[str] = []

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from cases import handlers
 from cases.adapters import store
+from cases.adapters.incidents_query import IncidentQuery, IndexedIncidents
 from cases.adapters.metrics import CasesMetrics
 from cases.adapters.worklist import ContactWorklist
 from cases.deps import CasesDeps
@@ -53,7 +54,7 @@ def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
         cases=store.CaseRepository(ctx.db, ctx.outbox),
         contacts=store.ContactLog(ctx.db),
         worklist=ContactWorklist(ctx.db),
-        incidents=store.IncidentRepository(ctx.db, ctx.outbox),
+        incidents=IndexedIncidents(store.IncidentRepository(ctx.db, ctx.outbox), ctx.db),
         timers=ctx.timers,
         routing=Routing.from_config(settings.routing),
         policies=SlaPolicies.from_config(settings.sla_policies),
@@ -99,7 +100,7 @@ def wire(settings: CasesSettings) -> Callable[[ServiceContext], Wiring]:
         return Wiring(
             subscriptions=kafka.subscriptions(deps, contact_workers=settings.contact_workers),
             ignore_types=kafka.IGNORED_TYPES,
-            routers=[http.build_router(deps)],
+            routers=[http.build_router(deps, IncidentQuery(ctx.db))],
             outbox_collections=[store.CASES, store.INCIDENTS],
             on_startup=[start_indexes, start_queue_repair],
             on_shutdown=[stop_queue_repair],

@@ -16,6 +16,7 @@ from importlib.resources import files
 import httpx
 from crm_runtime.auth import TokenVerifier
 from crm_runtime.logging import configure_logging
+from crm_runtime.problems import install_problem_handlers
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +26,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from console.adapters.oidc import OidcClient
 from console.adapters.services import CasesClient, IntakeClient, ServiceClient, Services
 from console.deps import ConsoleDeps
-from console.entrypoints import http, pages_cases, pages_desk, pages_more
+from console.entrypoints import http, pages_cases, pages_desk, pages_incidents, pages_more
 from console.entrypoints.web import SignInRequired, sign_in_redirect
 from console.settings import ConsoleSettings
 
@@ -70,6 +71,10 @@ def create_app(settings: ConsoleSettings | None = None, *, services: Services | 
     Instrumentator(registry=registry).instrument(app)
     app.mount("/static", StaticFiles(directory=str(files("console") / "static")), name="static")
 
+    # A request no page would send (a forged form, a bad parameter) gets problem+json naming
+    # the field, as from every service; a page the console could not build says why in HTML.
+    install_problem_handlers(app)
+
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         return sign_in_redirect(request)
@@ -78,4 +83,5 @@ def create_app(settings: ConsoleSettings | None = None, *, services: Services | 
     app.include_router(pages_cases.build_router(deps))
     app.include_router(pages_desk.build_router(deps))
     app.include_router(pages_more.build_router(deps))
+    app.include_router(pages_incidents.build_router(deps))
     return app

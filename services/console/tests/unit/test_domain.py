@@ -36,12 +36,6 @@ def test_every_action_has_a_label_and_its_fields_too():
             assert f"field.{f.name}" in LABELS, (route, f.name)
 
 
-def test_the_console_posts_to_routes_the_cases_service_has():
-    from cases.entrypoints.http import ACTIONS as CASE_ROUTES
-
-    assert set(actions.ACTIONS) == set(CASE_ROUTES)
-
-
 def test_language_choice_then_browser_then_chinese():
     assert pick_language("en", "zh-CN,zh") == "en"
     assert pick_language(None, "en-US,en;q=0.9") == "en"

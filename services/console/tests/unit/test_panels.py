@@ -106,3 +106,17 @@ async def test_the_caller_lookup_says_it_is_not_available_while_intake_has_no_lo
         assert 'data-testid="caller-unavailable"' in typed
     asked = [r for r in sent if r.url.path == "/v1/customers/lookup"]
     assert len(asked) == 1 and asked[0].url.params["phone"] == "13812345678"
+
+
+async def test_a_visit_recorded_for_a_survey_that_does_not_exist_is_told_not_a_failure():
+    sent: list[httpx.Request] = []
+    ROUTES[("POST", "/v1/surveys/nope/answers")] = (404, {"title": "Not found", "status": 404,
+                                                          "detail": "No survey nope."})
+    async with signed_in(sent) as client:
+        page = await client.post("/returns/nope", data={"mode": "phone", "q_overall": "5"})
+        assert page.status_code == 404 and "未找到" in page.text
+        # A control character from a forged link stays inside the survey id's segment.
+        odd = await client.post("/returns/%01x%3F", data={"mode": "phone"})
+        assert odd.status_code == 404
+    del ROUTES[("POST", "/v1/surveys/nope/answers")]
+    assert any(r.url.raw_path == b"/v1/surveys/%01x%3F/answers" for r in sent)

@@ -5,7 +5,10 @@ few milliseconds, so a page must take few reads whatever the number of cases. Ea
 region has a document listing its non-empty due hours, and each `<region>|<hour>` a
 document holding the queue rows (status, severity, category, department, assignee, due
 time, ...) of the open cases due in that hour. A page reads the hour list and then
-bucket after bucket until it is full; a case's save moves its row between buckets.
+bucket after bucket until it is full; a case's save moves its row between buckets. The
+buckets of a page are read in concurrent waves sized from the rows matched so far (a
+narrow filter matches few rows a bucket), not one after another. A past hour found empty
+is taken off the list, so closed cases do not leave reads behind for every later page.
 
 Rows follow the case's revision. Two saves of one case can reach the queue in either
 order, so each bucket keeps, per case, only the newest thing it heard: a row carries the
@@ -16,6 +19,8 @@ row leaves a repair note (`queue_repairs`), and `repair` re-places the row from 
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -27,6 +32,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 QUEUE = "queue_index"
 REPAIRS = "queue_repairs"
+FIRST_WAVE = 6  # buckets read at once at first; ~12 open rows a bucket fill a page of 50 in 5
+MAX_WAVE = 32  # at most this many reads in flight for one page
 ROW_FIELDS = ("case_id", "case_number", "region", "status", "severity", "category", "department", "assignee",
               "customer_id", "project", "building", "unit", "channel", "subject", "opened_at", "sla_due_at",
               "waiting_for_customer", "collective_incident_id")
@@ -132,10 +139,84 @@ class QueueIndex:
             repaired += 1
         return repaired
 
+    async def forget_hour(self, region: str, hour: int) -> None:
+        """Take a past hour whose bucket is empty (its cases closed or moved) off the
+        region's hour list. A row placed there meanwhile puts it back: `place` writes the
+        bucket before it checks the list, so either it finds the hour gone and adds it, or
+        the bucket read here after the removal finds its row."""
+        await _update(self.collection, f"hours:{region}",
+                      lambda d: {"hours": [h for h in d["hours"] if h != hour]} if d and hour in d["hours"] else None)
+        if await self.rows(region, hour):
+            await _update(self.collection, f"hours:{region}",
+                          lambda d: None if d and hour in d["hours"] else {"hours": sorted({*(d["hours"] if d else []),
+                                                                                            hour})})
+
     async def hours(self, region: str) -> list[int]:
         doc = await self.collection.find_one({"_id": f"hours:{region}"})
         return list(doc["hours"]) if doc else []
 
     async def rows(self, region: str, hour: int) -> list[dict[str, Any]]:
-        doc = await self.collection.find_one({"_id": f"{region}|{hour}"})
+        # Not `gone`: the revisions of rows that left matter to writers only.
+        doc = await self.collection.find_one({"_id": f"{region}|{hour}"}, {"rows": 1})
         return list((doc or {}).get("rows", {}).values())
+
+    async def page(self, wanted: dict[str, Any], *, regions: list[str], due_before: datetime | None,
+                   after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+        """Open rows of `regions` matching `wanted` (field -> value), due first, after the
+        cursor `(due, case_id)`, at most `limit`."""
+        hour_lists = await asyncio.gather(*(self.hours(r) for r in regions))
+        first_hour = due_hour(after[0]) if after is not None else None
+        last_hour = due_hour(due_before) if due_before else None
+        # One group per hour, every region's bucket of that hour in it: rows are sorted
+        # across regions within an hour, and every row of an earlier hour is due earlier.
+        by_hour: dict[int, list[str]] = {}
+        for region, hours in zip(regions, hour_lists, strict=True):
+            for hour in hours:
+                if (first_hour is None or hour >= first_hour) and (last_hour is None or hour <= last_hour):
+                    by_hour.setdefault(hour, []).append(region)
+        pending = [(hour, sorted(by_hour[hour])) for hour in sorted(by_hour)]
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()  # a case moving between buckets right now may be in two
+        read = 0
+        while pending and len(rows) < limit:
+            wave = _wave_size(limit - len(rows), len(rows), read)
+            groups, taken = [], 0
+            while pending and taken < wave:
+                groups.append(pending.pop(0))
+                taken += len(groups[-1][1])
+            found = await asyncio.gather(*(self.rows(r, hour) for hour, regs in groups for r in regs))
+            read += taken
+            past = due_hour(datetime.now(UTC))
+            empty = [(r, hour) for (hour, r), rows_of in zip(
+                ((h, r) for h, regs in groups for r in regs), found, strict=True) if not rows_of and hour < past]
+            if empty:  # every later page would read them again
+                await asyncio.gather(*(self.forget_hour(r, hour) for r, hour in empty))
+            at = 0
+            for _hour, regs in groups:
+                bucket = [row for rows_of in found[at:at + len(regs)] for row in rows_of
+                          if matches(row, wanted, due_before, after)]
+                at += len(regs)
+                for row in sorted(bucket, key=lambda r: (r["sla_due_at"], r["case_id"])):
+                    if row["case_id"] not in seen:
+                        seen.add(row["case_id"])
+                        rows.append(row)
+                if len(rows) >= limit:
+                    break
+        return [{k: v for k, v in r.items() if k != "rev"} for r in rows[:limit]]
+
+
+def matches(row: dict[str, Any], wanted: dict[str, Any], due_before: datetime | None,
+            after: tuple[datetime, str] | None) -> bool:
+    return (all(row.get(k) == v for k, v in wanted.items())
+            and (due_before is None or row["sla_due_at"] <= due_before)
+            and (after is None or (row["sla_due_at"], row["case_id"]) > after))
+
+
+def _wave_size(missing: int, matched: int, read: int) -> int:
+    """How many buckets to read next: enough, at the density seen so far, for the rows
+    still missing (a wasted read costs the store more than a later wave)."""
+    if read == 0:
+        return FIRST_WAVE
+    if matched == 0:
+        return MAX_WAVE
+    return max(1, min(MAX_WAVE, math.ceil(missing * read / matched)))

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cases.adapters.documents import case_from_doc, case_to_doc
-from cases.adapters.queue import QueueIndex, due_hour, queue_location
+from cases.adapters.queue import QueueIndex, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 from cases.domain.sla import next_due
@@ -156,26 +156,7 @@ class CaseRepository:
                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
         """Open cases of `regions` matching `filters`, due first, after the cursor; see queue.py."""
         wanted = {k: v for k, v in filters.items() if v is not None}
-        hours = sorted({(h, r) for r in regions for h in await self.queue_index.hours(r)})
-        last_hour = due_hour(due_before) if due_before else None
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()  # a case moving between buckets right now may be in two
-        for hour, region in hours:
-            if after is not None and hour < due_hour(after[0]):
-                continue
-            if (last_hour is not None and hour > last_hour) or len(rows) >= limit:
-                break
-            bucket = [
-                r for r in await self.queue_index.rows(region, hour)
-                if all(r.get(k) == v for k, v in wanted.items())
-                and (due_before is None or r["sla_due_at"] <= due_before)
-                and (after is None or (r["sla_due_at"], r["case_id"]) > after)
-            ]
-            for row in sorted(bucket, key=lambda r: (r["sla_due_at"], r["case_id"])):
-                if row["case_id"] not in seen:
-                    seen.add(row["case_id"])
-                    rows.append(row)
-        return [{k: v for k, v in r.items() if k != "rev"} for r in rows[:limit]]
+        return await self.queue_index.page(wanted, regions=regions, due_before=due_before, after=after, limit=limit)
 
 
 

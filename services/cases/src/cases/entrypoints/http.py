@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 from crm_contracts.regions import KNOWN_REGIONS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.problems import Problem
-from crm_runtime.revisions import RevisionConflict
+from crm_runtime.revisions import REV, RevisionConflict
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from cases import handlers
 from cases.adapters.documents import case_to_doc
+from cases.adapters.incidents_query import IncidentQuery, month_of
 from cases.adapters.queue import ROW_FIELDS
 from cases.adapters.store import NO_DEADLINE
 from cases.deps import CasesDeps
@@ -193,8 +194,45 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise Problem(422, "Invalid request", "The cursor is not one this API gave out.", field="cursor") from exc
 
 
-def build_router(deps: CasesDeps) -> APIRouter:
+def _previous_month(month: str) -> str:
+    year, number = (int(p) for p in month.split("-"))
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+def incidents_routes(router: APIRouter, deps: CasesDeps, incidents: IncidentQuery) -> None:
+    @router.get("/incidents", tags=["incidents"], summary="Collective incidents of your regions, newest first",
+                description="Those whose window started in `month` (YYYY-MM, UTC), or in this month and the last.")
+    async def list_incidents(
+        principal: Annotated[Principal, Depends(require_roles(*READERS))],
+        region: str | None = None,
+        month: Annotated[str | None, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$")] = None,
+    ) -> dict[str, Any]:
+        if region is not None:
+            ensure_region(principal, region, action="read incidents")
+        regions = [region] if region else principal.region_filter() or sorted(KNOWN_REGIONS)
+        this_month = month_of(deps.now())
+        months = [month] if month else [this_month, _previous_month(this_month)]
+        return {"items": jsonable(await incidents.listed(regions, months))}
+
+    @router.get("/incidents/{incident_id}", tags=["incidents"],
+                summary="A collective incident with the cases it groups (open and closed)")
+    async def incident(incident_id: str,
+                       principal: Annotated[Principal, Depends(require_roles(*READERS))]) -> dict[str, Any]:
+        doc = await incidents.get(incident_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"No collective incident {incident_id}.")
+        ensure_region(principal, str(doc.get("region")), action="read incident")
+        grouped = await incidents.grouped_cases([str(c) for c in doc.get("case_ids") or []])
+        view = {k: v for k, v in doc.items() if k not in ("_id", REV, "outbox", "outbox_pending")}
+        return jsonable({"incident_id": doc["_id"], **view,
+                         "cases": [{**queue_row(c), "is_open": bool(c.get("is_open"))} for c in grouped]})
+
+
+def build_router(deps: CasesDeps, incidents: IncidentQuery | None = None) -> APIRouter:
+    """The staff API; the incident routes only when given their read side (`bootstrap`)."""
     router = APIRouter(prefix="/v1", tags=["cases"])
+    if incidents is not None:
+        incidents_routes(router, deps, incidents)
 
     @router.get("/cases", summary="The queue: open cases of your regions, due first",
                 description="Closed cases leave the queue; find one by its id or number.")

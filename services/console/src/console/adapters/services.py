@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+
+
+def seg(value: object) -> str:
+    """A path segment of a service URL: whatever an id holds (a '/', '?', a control
+    character from a forged link) stays inside the segment."""
+    return quote(str(value), safe="")
 
 
 class ServiceError(Exception):
@@ -34,6 +41,8 @@ class ServiceClient:
         headers = kw.pop("headers", {}) | ({"Authorization": f"Bearer {token}"} if token else {})
         try:
             response = await self.http.request(method, path, headers=headers, **kw)
+        except httpx.InvalidURL as exc:  # from what a user typed: theirs to correct, not a failure
+            raise ServiceError(self.name, 422, {"title": "Invalid request", "detail": "Not a valid address."}) from exc
         except httpx.HTTPError as exc:  # refused, reset, timed out
             raise ServiceUnavailable(self.name) from exc
         if response.status_code >= 400:
@@ -69,26 +78,30 @@ class CasesClient(ServiceClient):
         return await self.get_json("/v1/cases", token, **filters)  # type: ignore[no-any-return]
 
     async def case(self, token: str, case_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/v1/cases/{case_id}", token)  # type: ignore[no-any-return]
+        return await self.get_json(f"/v1/cases/{seg(case_id)}", token)  # type: ignore[no-any-return]
 
     async def act(self, token: str, case_id: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.post_json(f"/v1/cases/{case_id}/{route}", token, body)  # type: ignore[no-any-return]
+        return await self.post_json(f"/v1/cases/{seg(case_id)}/{seg(route)}", token, body)  # type: ignore[no-any-return]
 
     async def contacts(self, token: str, **filters: Any) -> dict[str, Any]:
         return await self.get_json("/v1/contacts", token, **filters)  # type: ignore[no-any-return]
 
     async def contact(self, token: str, contact_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/v1/contacts/{contact_id}", token)  # type: ignore[no-any-return]
+        return await self.get_json(f"/v1/contacts/{seg(contact_id)}", token)  # type: ignore[no-any-return]
 
     async def answer(self, token: str, contact_id: str, answer: str) -> dict[str, Any]:
         return await self.post_json(  # type: ignore[no-any-return]
-            f"/v1/contacts/{contact_id}/answer", token, {"answer": answer})
+            f"/v1/contacts/{seg(contact_id)}/answer", token, {"answer": answer})
 
     async def open_case(self, token: str, contact_id: str) -> dict[str, Any]:
-        return await self.post_json(f"/v1/contacts/{contact_id}/open-case", token)  # type: ignore[no-any-return]
+        return await self.post_json(f"/v1/contacts/{seg(contact_id)}/open-case", token)  # type: ignore[no-any-return]
 
     async def incident(self, token: str, incident_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/v1/incidents/{incident_id}", token)  # type: ignore[no-any-return]
+        """The incident with the cases it groups."""
+        return await self.get_json(f"/v1/incidents/{seg(incident_id)}", token)  # type: ignore[no-any-return]
+
+    async def incidents(self, token: str, **filters: Any) -> dict[str, Any]:
+        return await self.get_json("/v1/incidents", token, **filters)  # type: ignore[no-any-return]
 
 
 class IntakeClient(ServiceClient):
@@ -105,23 +118,31 @@ class IntakeClient(ServiceClient):
         return response.json()  # type: ignore[no-any-return]
 
     async def contact(self, token: str, contact_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/v1/contacts/{contact_id}", token)  # type: ignore[no-any-return]
+        return await self.get_json(f"/v1/contacts/{seg(contact_id)}", token)  # type: ignore[no-any-return]
 
     async def attachment(self, token: str, contact_id: str, attachment_id: str) -> tuple[str, bytes]:
-        response = await self.request("GET", f"/v1/contacts/{contact_id}/attachments/{attachment_id}", token)
+        response = await self.request("GET", f"/v1/contacts/{seg(contact_id)}/attachments/{seg(attachment_id)}", token)
         return response.headers.get("content-type", "application/octet-stream"), response.content
 
     async def lookup_customer(self, token: str, phone: str, region: str) -> dict[str, Any] | None:
-        """The caller recognised from a phone number; None when intake has no such lookup yet."""
+        """The caller recognised from a phone number: the customer, {} for a number intake
+        does not know (or cannot read as one), None when the lookup is not there."""
         try:
             return await self.get_json("/v1/customers/lookup", token,  # type: ignore[no-any-return]
                                        phone=phone, region=region)
         except ServiceError as exc:
-            if exc.status == 404 and exc.problem.get("field"):  # the route is there; the number is not
+            if exc.status in (404, 422) and names_field(exc.problem, "phone"):  # the number is not known
                 return {}
-            if exc.status in (404, 405):  # no such route (yet)
+            if exc.status in (404, 405):  # no such route (an older intake)
                 return None
             raise
+
+
+def names_field(problem: dict[str, Any], field: str) -> bool:
+    """Whether a problem+json body blames `field` (`field`, or `errors[].field`)."""
+    errors = problem.get("errors")
+    named = [e.get("field") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    return problem.get("field") == field or field in named
 
 
 @dataclass

@@ -75,7 +75,7 @@ def build_router(deps: ConsoleDeps, registry: CollectorRegistry) -> APIRouter:
                          regions: Annotated[list[str] | None, Form()] = None,
                          next: Annotated[str, Form()] = "/") -> Response:
         if not settings.dev_mode:  # production signs in at the identity provider only
-            return Response(status_code=404)
+            raise Problem(404, "Not found", "The development sign-in is off.")
         chosen = [r for r in (regions or []) if r in KNOWN_REGIONS or r == "*"]
         error = None
         if role not in STAFF_ROLES:
@@ -99,7 +99,7 @@ def build_router(deps: ConsoleDeps, registry: CollectorRegistry) -> APIRouter:
     @router.get("/auth/login")
     async def oidc_login(next: str | None = None) -> Response:
         if deps.oidc is None:
-            return Response(status_code=404)
+            raise Problem(404, "Not found", "No identity provider is configured.")
         state = deps.oidc.new_state()
         response = RedirectResponse(await deps.oidc.authorization_url(state), status_code=303)
         response.set_cookie(OIDC_STATE_COOKIE, f"{state}|{_safe_next(next)}", max_age=600, httponly=True,
@@ -109,7 +109,7 @@ def build_router(deps: ConsoleDeps, registry: CollectorRegistry) -> APIRouter:
     @router.get("/auth/callback")
     async def oidc_callback(request: Request, code: str = "", state: str = "") -> Response:
         if deps.oidc is None:
-            return Response(status_code=404)
+            raise Problem(404, "Not found", "No identity provider is configured.")
         expected, _, target = (request.cookies.get(OIDC_STATE_COOKIE) or "").partition("|")
         if not code or not state or state != expected:
             return RedirectResponse("/signin", status_code=303)

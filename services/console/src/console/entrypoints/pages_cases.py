@@ -1,5 +1,4 @@
-"""The queue, a case with every action it allows now, its letters' scans, and a collective
-incident's cases on one page."""
+"""The queue, and a case with every action it allows now and its letters' scans."""
 
 from __future__ import annotations
 
@@ -7,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from crm_runtime.problems import Problem
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -15,15 +15,13 @@ from console.deps import ConsoleDeps
 from console.domain import actions as action_rules
 from console.domain.i18n import CENTRE_ZONE, Translator
 from console.domain.problems import ToldProblem, tell
-from console.entrypoints.web import User, current_user, render, service_failure
+from console.entrypoints.web import PAGE_ON_ERROR, User, current_user, render, service_failure
 
 QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
 SLA_WINDOWS = ("breached", "4h", "today", "3d")
 STATUSES = ("received", "validated", "classified", "assessed", "investigating", "handling", "resolved", "closed",
             "lesson_recorded")
 PAGE_SIZE = 50
-# A collective incident is shown from the open queue; this many pages at most are read.
-INCIDENT_PAGES = 10
 
 
 def due_before(window: str | None, now: datetime) -> str | None:
@@ -92,7 +90,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         user = current_user(request)
         action = action_rules.ACTIONS.get(route)
         if action is None:
-            return Response(status_code=404)
+            raise Problem(404, "Not found", f"No action {route}.", field="route")
         form = {k: str(v) for k, v in (await request.form()).items()}
         # Forwarded even when this role may not take it: the service refuses, and says why.
         try:
@@ -112,7 +110,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
-    @router.get("/contacts/{contact_id}/attachments/{attachment_id}")
+    @router.get("/contacts/{contact_id}/attachments/{attachment_id}", responses=PAGE_ON_ERROR)
     async def attachment(request: Request, contact_id: str, attachment_id: str) -> Response:
         user = current_user(request)
         try:
@@ -122,23 +120,6 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         # Inline, so that a letter's scan opens in the browser; never sniffed as HTML.
         return Response(data, media_type=ctype, headers={"Content-Disposition": "inline",
                                                           "X-Content-Type-Options": "nosniff"})
-
-    @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-    async def incident(request: Request, incident_id: str) -> Response:
-        user = current_user(request)
-        grouped: list[dict[str, Any]] = []
-        cursor = None
-        try:
-            for _ in range(INCIDENT_PAGES):
-                page = await cases.queue(user.token, cursor=cursor, limit=200)
-                grouped += [r for r in page.get("items", []) if r.get("collective_incident_id") == incident_id]
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    break
-        except (ServiceError, ServiceUnavailable) as exc:
-            return service_failure(request, user, exc)
-        return render(request, "incident.html", {"incident_id": incident_id, "rows": grouped,
-                                                 "complete": not cursor}, user=user)
 
     return router
 

@@ -136,7 +136,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             return service_failure(request, user, exc)
         return RedirectResponse(f"/consultations/{contact_id}?done=answer", status_code=303)
 
-    @router.post("/consultations/{contact_id}/open-case")
+    @router.post("/consultations/{contact_id}/open-case", response_class=HTMLResponse)
     async def open_case(request: Request, contact_id: str) -> Response:
         user = current_user(request)
         try:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from crm_runtime.problems import Problem
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from console.adapters.services import ServiceClient, ServiceError, ServiceUnavailable
+from console.adapters.services import ServiceClient, ServiceError, ServiceUnavailable, seg
 from console.deps import ConsoleDeps
 from console.domain.i18n import Translator
 from console.domain.problems import tell
-from console.entrypoints.web import current_user, render, service_failure
+from console.entrypoints.web import PAGE_ON_ERROR, current_user, render, service_failure
 
 REPORT_FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -56,8 +57,8 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
     async def return_visit(request: Request, survey_id: str) -> Response:
         user = current_user(request)
         try:
-            survey = await _get(surveys, f"/v1/surveys/{survey_id}", user.token)
-            definition = await _get(surveys, f"/v1/definitions/{survey.get('kind')}", user.token)
+            survey = await _get(surveys, f"/v1/surveys/{seg(survey_id)}", user.token)
+            definition = await _get(surveys, f"/v1/definitions/{seg(survey.get('kind'))}", user.token)
         except NotLanded:
             return render(request, "panel_missing.html", {"screen": "returns", "service": "surveys"}, user=user)
         except ServiceError as exc:
@@ -79,11 +80,14 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
             body["visit_record"] = {"visited_at": deps.now().isoformat(), "visitor": user.principal.subject,
                                     "notes": notes}
         try:
-            await surveys.post_json(f"/v1/surveys/{survey_id}/answers", user.token, body)
+            await surveys.post_json(f"/v1/surveys/{seg(survey_id)}/answers", user.token, body)
         except ServiceError as exc:
             told = tell(exc.status, exc.problem, Translator(user.language))
-            survey = await _get(surveys, f"/v1/surveys/{survey_id}", user.token)
-            definition = await _get(surveys, f"/v1/definitions/{survey.get('kind')}", user.token)
+            try:  # the form again, with the refusal; no such survey: the refusal alone
+                survey = await _get(surveys, f"/v1/surveys/{seg(survey_id)}", user.token)
+                definition = await _get(surveys, f"/v1/definitions/{seg(survey.get('kind'))}", user.token)
+            except (NotLanded, ServiceError):
+                return service_failure(request, user, exc)
             return render(request, "return_visit.html", {"survey": survey, "definition": definition, "told": told},
                           user=user, status_code=exc.status if exc.status < 500 else 502)
         except ServiceUnavailable as exc:
@@ -95,7 +99,7 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
         """A panel of the case page (loaded after it): what the customer was sent."""
         user = current_user(request)
         try:
-            found = await _get(notifications, f"/v1/customers/{customer_id}/messages", user.token)
+            found = await _get(notifications, f"/v1/customers/{seg(customer_id)}/messages", user.token)
         except NotLanded:
             return render(request, "messages.html", {"missing": True, "rows": []}, user=user)
         except ServiceError as exc:
@@ -116,11 +120,11 @@ def build_router(deps: ConsoleDeps) -> APIRouter:
                                              "dashboard_url": deps.settings.reporting_url.rstrip("/") + "/dashboard"},
                       user=user)
 
-    @router.get("/kpis/report.{fmt}")
+    @router.get("/kpis/report.{fmt}", responses=PAGE_ON_ERROR)
     async def monthly_report(request: Request, fmt: str, region: str = "", month: str = "") -> Response:
         user = current_user(request)
         if fmt not in REPORT_FORMATS:
-            return Response(status_code=404)
+            raise Problem(404, "Not found", "The report comes as csv or xlsx.", field="fmt")
         region = region if region in user.regions else user.regions[0]
         params = {"region": region, "format": fmt} | ({"month": month} if month else {})
         try:

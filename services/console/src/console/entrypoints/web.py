@@ -33,6 +33,9 @@ SESSION_COOKIE = "crm_console_session"
 LANG_COOKIE_PREFIX = "crm_console_lang_"
 
 templates = Jinja2Templates(directory=str(files("console") / "templates"))
+# For routes that answer a file: when they cannot, a page says why (OpenAPI says so too).
+PAGE_ON_ERROR: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "A page saying why, in the user's language", "content": {"text/html": {}}}}
 
 
 class SignInRequired(Exception):

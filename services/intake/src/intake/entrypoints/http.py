@@ -13,6 +13,7 @@ from crm_contracts.registry import ContractError, decode_json, parse_event, spec
 from crm_contracts.topics import PARTNER_TOPICS
 from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.kafka import publish_event
+from crm_runtime.pii import mask_phone, normalise_phone
 from crm_runtime.problems import Problem
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,9 +22,11 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_val
 from intake import handlers
 from intake.adapters.attachments import sniff_content_type
 from intake.deps import IntakeDeps
+from intake.domain.customers import ContactIdentity, match_customer
 
 STAFF = ("agent", "supervisor", "region_admin")
 READERS = ("agent", "supervisor", "region_admin", "auditor")
+PHONE_ROLES = frozenset({"agent", "supervisor"})  # they phone customers back
 
 
 class CustomerIn(BaseModel):
@@ -135,6 +138,32 @@ def build_router(deps: IntakeDeps) -> APIRouter:
             raise Problem(404, "Not found", f"No contact {contact_id}.")
         ensure_region(principal, contact["region"], action="read contact")
         return contact
+
+    @router.get("/customers/lookup", tags=["customers"],
+                summary="The customer a phone number belongs to, in a region of yours (the caller as you type)",
+                description="404 naming `phone` when the region knows no such number. The numbers in the "
+                            "answer are masked unless your role calls customers back (agent, supervisor).")
+    async def lookup_customer(
+        principal: Annotated[Principal, Depends(require_roles(*READERS))],
+        phone: Annotated[str, Query(max_length=40)],
+        region: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> dict[str, Any]:
+        if region is not None:
+            ensure_region(principal, region, action="look up customer")
+        number = normalise_phone(phone)
+        if number is None:  # the detail never repeats the number: problems get logged
+            raise Problem(422, "Invalid request", "Not a Chinese mobile or landline number.", field="phone")
+        allowed = principal.region_filter()
+        entries = [e for e in await deps.directory.candidates([f"phone:{number}"])
+                   if (e.region == region if region else allowed is None or e.region in allowed)]
+        match = match_customer(ContactIdentity(phone=number, region=region), entries)
+        if match.entry is None:
+            raise Problem(404, "Not found", "No customer with this phone number here.", field="phone")
+        entry, whole = match.entry, bool(principal.roles & PHONE_ROLES)
+        return {"customer_id": entry.customer_id, "region": entry.region, "provisional": entry.provisional,
+                "name": entry.names[0] if entry.names else None, "names": entry.names,
+                "phones": [p if whole else mask_phone(p) for p in sorted(entry.phones)],
+                "units": [{"project": p, "building": b, "unit": u} for p, b, u in entry.units]}
 
     @router.get("/contacts/{contact_id}/attachments/{attachment_id}", tags=["contacts"],
                 summary="Download a letter's attachment", response_class=Response)

@@ -199,3 +199,60 @@ async def test_a_session_that_expired_or_was_forged_signs_in_again(platform, bro
     assert "/signin" in page.url
     assert await page.get_by_role("heading", level=1).inner_text() == "Sign in"
     await context.close()
+
+
+async def test_the_caller_is_recognised_and_a_collective_incident_shows_its_cases(platform, browser, screenshots):
+    import httpx
+    from crm_runtime.auth import issue_token
+
+    from .conftest import JWT_SECRET
+
+    project = f"翠湖苑{uuid.uuid4().hex[:6]}"
+    phones = [f"1391{uuid.uuid4().int % 10**7:07d}" for _ in range(5)]
+    headers = {"Authorization": "Bearer " + issue_token(JWT_SECRET, sub="desk", roles=["agent"],
+                                                        regions=["shenzhen"])}
+    # Five owners of one building about its lift, through four channels: one incident.
+    async with httpx.AsyncClient(base_url=platform.intake, headers=headers, timeout=30) as intake:
+        for phone, channel in zip(phones, ["hotline", "front_desk", "forum", "hotline", "letter"], strict=True):
+            r = await intake.post("/v1/contacts", json={
+                "channel": channel, "region": "shenzhen", "subject": "电梯经常故障",
+                "body": "2栋电梯又坏了，物业维修不及时，老人上下楼很困难。",
+                "customer": {"name": "陈明" if phone == phones[0] else "业主", "phone": phone},
+                "project": project, "building": "2", "unit": "1502"})
+            assert r.status_code in (200, 201, 202), r.text
+
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 1360, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{platform.console}/desk")
+    await page.get_by_label("用户名").fill("agent-wang")
+    await page.get_by_label("角色").select_option("agent")
+    await page.get_by_role("button", name="登录", exact=True).click()
+    await page.wait_for_url(re.compile(r"/desk$"))
+
+    # Typing a number intake knows (from the first contact: a provisional customer): the caller,
+    # their name masked, before anything is sent.
+    await page.get_by_label("电话").fill(phones[0])
+    found = page.get_by_test_id("caller-found")
+    await found.wait_for(timeout=30_000)
+    text = await found.inner_text()
+    assert "陈*" in text and "陈明" not in text
+    await check_accessible(page)
+    await shot(page, screenshots, "11-caller-recognised")
+    await page.get_by_label("电话").fill("13700000001")
+    await page.get_by_test_id("caller-unknown").wait_for()
+
+    # The incident appears in the list once cases has grouped the five, and shows every case.
+    listed = page.locator("tr[data-incident]", has_text=project)
+    for _ in range(90):
+        await page.goto(f"{platform.console}/incidents")
+        if await listed.count() and "5" in await listed.locator("td").nth(5).inner_text():
+            break
+        await page.wait_for_timeout(1000)
+    await check_accessible(page)
+    await listed.get_by_role("link").click()
+    await page.get_by_test_id("incident-count").wait_for()
+    assert "共 5 个工单，其中 5 个未结案" in await page.get_by_test_id("incident-count").inner_text()
+    assert await page.locator("tr[data-case]").count() == 5
+    await check_accessible(page)
+    await shot(page, screenshots, "12-incident")
+    await context.close()

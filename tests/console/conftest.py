@@ -25,7 +25,7 @@ from intake.bootstrap import create_app as intake_app
 from intake.settings import IntakeSettings
 
 JWT_SECRET = "console-tests-secret-of-at-least-32-bytes"
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def chromium_path() -> str | None:

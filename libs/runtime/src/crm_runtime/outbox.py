@@ -277,7 +277,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish the events of one batch of marked documents and clear them; return how
         many events were published."""
-        markers = [m async for m in self.markers.find({}).limit(self.batch_size)]
+        markers = [m async for m in self.markers.find({}).limit(self.batch_size).batch_size(self.batch_size)]
         if not markers:
             return 0
         ferret = await reads_by_id_only(self.db)

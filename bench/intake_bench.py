@@ -22,11 +22,13 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,6 +62,7 @@ from bench.common import (
     table,
     unit_of,
 )
+from bench.profile import CpuMeter, command_table, hook_env, read_dump
 
 SECRET = "bench-intake-secret-of-at-least-thirty-two-bytes"
 CONTACT_RECEIVED = "crm.intake.contact.received.v1"
@@ -183,80 +186,10 @@ def command_rows(before: Counter[str], after: Counter[str], per: int, what: str)
     return table(["FerretDB command", "count", f"per {what}"], rows)
 
 
-# ------------------------------------------------------------------------- CPU per process
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _find_pid(match: Any) -> int | None:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read()
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    environ = f.read()
-            except OSError:
-                continue
-            if match(cmdline, environ):
-                return int(entry)
-    return None
-
-
-def _machine_busy_s() -> float:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / TICK
-
-
-class CpuMeter:
-    """CPU seconds used by intake, FerretDB, Kafka and this load generator over a phase,
-    next to the whole machine's (the rest is other work sharing the machine)."""
-
-    def __init__(self, stack: Any, group: str):
-        port = stack.mongodb_url.rsplit(":", 1)[1].strip("/")
-        kafka = getattr(stack, "_kafka_proc", None)
-        self.pids: dict[str, int | None] = {
-            "intake (uvicorn)": None,
-            "FerretDB": _find_pid(lambda c, e: f"--listen-addr=127.0.0.1:{port}\0".encode() in c),
-            "Kafka": kafka.pid if kafka is not None else None,
-        }
-        self.group = group
-        self.start = self._sample()  # a process not running yet starts from 0
-        self.clock = Stopwatch()
-
-    def _sample(self) -> dict[str, float]:
-        if self.pids["intake (uvicorn)"] is None:
-            self.pids["intake (uvicorn)"] = _find_pid(
-                lambda c, e: b"intake.bootstrap:create_app" in c
-                and f"CRM_CONSUMER_GROUP={self.group}\0".encode() in e + b"\0")
-        out = {name: _proc_cpu_s(pid) or 0.0 for name, pid in self.pids.items() if pid}
-        times = os.times()
-        out["load generator (this process)"] = times.user + times.system
-        out["whole machine"] = _machine_busy_s()
-        return out
-
-    def rows(self) -> list[str]:
-        end, wall = self._sample(), self.clock.s
-        used = {name: end[name] - self.start.get(name, 0.0) for name in end}
-        self.cores = {name: v / wall for name, v in used.items()}
-        ours = sum(v for name, v in used.items() if name != "whole machine")
-        used["other work on the machine"] = max(0.0, used["whole machine"] - ours)
-        order = [*[n for n in used if n not in ("whole machine", "other work on the machine")],
-                 "other work on the machine", "whole machine"]
-        return table(["process", "CPU seconds", "cores busy (CPU s ÷ wall s)"],
-                     [(name, f"{used[name]:,.0f}", f"{used[name] / wall:.2f}") for name in order]) + [
-            "", f"Over {wall:,.0f} s of wall time on {os.cpu_count()} CPUs."]
+def intake_meter(stack: Any, group: str) -> CpuMeter:
+    """CPU of intake (found by its consumer group once it runs), FerretDB, Kafka, this process."""
+    return CpuMeter(stack, service=("intake (uvicorn)", lambda c, e: b"intake.bootstrap:create_app" in c
+                                    and f"CRM_CONSUMER_GROUP={group}\0".encode() in e + b"\0"))
 
 
 def log_summary(log_path: Any) -> str:
@@ -416,6 +349,7 @@ async def wait_for_topic(bootstrap: str, topic: str, start: dict[TopicPartition,
 
 async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str], dict[str, float]]:
     suffix, group = f"_bench_{run_id}_burst", f"bench-intake-burst-{run_id}"
+    dump = Path(tempfile.gettempdir()) / f"bench-intake-commands-{run_id}-burst.json"
     topic = topics.INTAKE_CONTACTS
     token = issue_token(SECRET, sub="bench-front-desk", roles=["agent"], regions=REGIONS)
     warmup = burst_contacts(f"{run_id}w", CONCURRENCY, seed=7)
@@ -423,7 +357,8 @@ async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str
     await start_group_at_end(stack.bootstrap, group, INTAKE_TOPICS)
     mongo = create_client(stack.mongodb_url, app_name="bench-intake")
     try:
-        async with intake_process(stack, suffix=suffix, group=group, secret=SECRET) as (base, log_path):
+        async with intake_process(stack, suffix=suffix, group=group, secret=SECRET,
+                                  extra_env=hook_env(dump)) as (base, log_path):
             progress(f"burst: intake up at {base} (log {log_path}); warming up with {len(warmup)} contacts")
             # Warm-up: one contact per connection (connections, lazy imports); their events
             # must be on the topic before the measured burst starts counting.
@@ -434,7 +369,9 @@ async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str
             await wait_for_topic(stack.bootstrap, topic, before_warmup, len(warmup), Stopwatch(), 120, "warm-up")
             start = await end_offsets(stack.bootstrap, topic)
             commands_before = await ferret_commands(mongo)
-            meter = CpuMeter(stack, group)
+            await asyncio.sleep(1.1)  # the hook dumps every second
+            by_collection_before = read_dump(dump)
+            meter = intake_meter(stack, group)
 
             progress(f"burst: {n:,} contacts at concurrency {CONCURRENCY}")
             clock = Stopwatch()
@@ -447,6 +384,8 @@ async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str
                      "waiting for the rest")
             result.on_topic_s = await watcher
             commands_after = await ferret_commands(mongo)
+            await asyncio.sleep(1.1)
+            by_collection_after = read_dump(dump)
             cpu_rows = meter.rows()
             await asyncio.sleep(2)  # anything published twice would show up now
             end = await end_offsets(stack.bootstrap, topic)
@@ -527,6 +466,10 @@ async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str
         f"{n:,} contacts including the outbox relay; the relay's idle polling adds a few)",
         "",
         *command_rows(commands_before, commands_after, n, "contact"),
+        "",
+        "The same, by collection, as intake's PyMongo sent them (a command listener in the intake process):",
+        "",
+        *command_table(by_collection_before, by_collection_after, n, "contact"),
         "",
         "**CPU during the burst** (from the first request until the last event is on the topic)",
         "",
@@ -621,6 +564,7 @@ class KeyCensus:
 
 async def onboarding(stack: Any, run_id: str, m: int) -> tuple[float, float, list[str], dict[str, float]]:
     suffix, group = f"_bench_{run_id}_onboarding", f"bench-intake-onboarding-{run_id}"
+    dump = Path(tempfile.gettempdir()) / f"bench-intake-commands-{run_id}-onboarding.json"
     raw_group = f"bench-raw-onboarding-{run_id}"
     topic = topics.PARTNER_CUSTOMERS
     dlq = topics.dlq_topic("intake")
@@ -663,10 +607,11 @@ async def onboarding(stack: Any, run_id: str, m: int) -> tuple[float, float, lis
     try:
         commands_before = await ferret_commands(mongo)
         progress(f"onboarding: starting intake on {m:,} waiting events")
-        meter = CpuMeter(stack, group)
+        meter = intake_meter(stack, group)
         samples_at: list[tuple[float, int]] = []
         clock = Stopwatch()
-        async with intake_process(stack, suffix=suffix, group=group, secret=SECRET) as (_base, log_path):
+        async with intake_process(stack, suffix=suffix, group=group, secret=SECRET,
+                                  extra_env=hook_env(dump)) as (_base, log_path):
             ready_s = clock.s
             first: tuple[float, int] | None = None
             last_value, last_change, last_report = base, clock.s, clock.s
@@ -692,6 +637,8 @@ async def onboarding(stack: Any, run_id: str, m: int) -> tuple[float, float, lis
                 await asyncio.sleep(0.5)
             absorb_s = clock.s
             commands_after = await ferret_commands(mongo)
+            await asyncio.sleep(1.1)  # the hook dumps every second
+            by_collection_after = read_dump(dump)
             cpu_rows = meter.rows()
         log_line = log_summary(log_path)
         progress(f"onboarding: all {m:,} committed in {absorb_s:.0f} s; counting the directory")
@@ -744,6 +691,11 @@ async def onboarding(stack: Any, run_id: str, m: int) -> tuple[float, float, lis
         f"**Round trips to FerretDB while absorbing** (serverStatus counters; {m / 500:,.0f} batches of 500)",
         "",
         *command_rows(commands_before, commands_after, m // 500, "batch of 500"),
+        "",
+        "The same, by collection, as intake's PyMongo sent them (a command listener in the intake process):",
+        "",
+        *command_table({"commands": Counter(), "statements": Counter()}, by_collection_after, m / 500,
+                       "batch of 500"),
         "",
         "**CPU while absorbing** (from starting intake to the last commit)",
         "",

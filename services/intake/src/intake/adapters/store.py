@@ -54,11 +54,21 @@ class MongoContactStore:
             doc.pop(key, None)
         return doc
 
-    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
-        doc = await self.recent.find_one({"_id": customer_id})
+    def _remember_read(self, customer_id: str, doc: dict[str, Any] | None) -> None:
         if len(self._recent_read) >= 1000:  # requests that failed before writing
             self._recent_read.clear()
         self._recent_read[customer_id] = doc
+
+    def first_of_customer(self, customer_id: str) -> None:
+        # Its recent-contacts document does not exist: the write that follows inserts it
+        # (and retries as an update if a concurrent contact of the customer got there first).
+        self._remember_read(customer_id, None)
+
+    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
+        if customer_id in self._recent_read and self._recent_read[customer_id] is None:
+            return []  # known to have none (first_of_customer)
+        doc = await self.recent.find_one({"_id": customer_id})
+        self._remember_read(customer_id, doc)
         return [
             EarlierContact(c["contact_id"], c["received_at"], c["text"], c.get("duplicate_of"))
             for c in (doc or {}).get("contacts", [])
@@ -166,9 +176,11 @@ class MongoDirectory:
         entries = await asyncio.gather(*(self.get(cid) for cid in ids))
         return [e for e in entries if e is not None]
 
-    async def save(self, entry: DirectoryEntry) -> None:
-        """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
-        await self.save_many([entry])
+    async def save(self, entry: DirectoryEntry) -> bool:
+        """Upsert an entry and its lookup keys; replaying the same entry changes nothing.
+        True if the customer was new."""
+        new, _ = await self._save(newest_per_customer([entry]))
+        return entry.customer_id in new
 
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
         """Upsert entries and their keys in few round trips whatever the batch size (a
@@ -176,8 +188,13 @@ class MongoDirectory:
         go in with one insert_many each, those that existed are updated in bulk.
         Returns the lookup keys that existed before (only those can hold a provisional
         customer to merge)."""
-        latest = newest_per_customer(entries)
+        _, shared = await self._save(newest_per_customer(entries))
+        return shared
+
+    async def _save(self, latest: dict[str, DirectoryEntry]) -> tuple[set[str], list[str]]:
+        """The customers that were new, and the lookup keys that existed before."""
         existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
+        new = set(latest) - set(existed)
         olds = await asyncio.gather(*(self.customers.find_one({"_id": cid}) for cid in existed))
         stale: list[UpdateOne] = []
         for cid, old in zip(existed, olds, strict=True):
@@ -204,7 +221,7 @@ class MongoDirectory:
         # A key some customer already had (a shared phone, a re-sent customer, a surname in a unit number).
         await _bulk_update(self.keys, [UpdateOne({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
                                        for key in shared])
-        return [str(k) for k in shared]
+        return new, [str(k) for k in shared]
 
     async def merge_provisional_many(self, entries: list[DirectoryEntry],
                                      existing_keys: list[str] | None = None) -> dict[str, list[str]]:
@@ -232,9 +249,11 @@ class MongoDirectory:
 
 
 # FerretDB 1.x keeps each statement's query open until the whole command ends, on a pool of
-# 100 SQLite connections: an `update` of 100 statements never answers (60 did). A few
-# statements per command still save most round trips.
-BULK_STATEMENTS = 10
+# 100 SQLite connections: an `update` of 100 statements never answers (60 did), and
+# concurrent multi-statement commands can exhaust the pool together (hence one at a time,
+# and room left for the outbox relay's, crm_runtime.outbox.BULK_STATEMENTS). 25 statements
+# a command wrote fastest of 10/25/50 on this stack.
+BULK_STATEMENTS = 25
 
 
 async def _bulk_update(collection: Any, updates: list[UpdateOne]) -> None:

@@ -370,11 +370,10 @@ class OutboxRelay:
         claims = [{"_id": f"{collection.name}/{d['_id']}@{d.get(REV, 0) + 1}", "at": now} for d in docs]
         taken = await insert_ignoring_existing(self.db[CLAIMS], claims)
         ours = [d for d, c in zip(docs, claims, strict=True) if c["_id"] not in taken]
-        # The claim alone is the guard (as in write_revision): no writer writes revision
-        # rev+1 without it. MongoDB re-checks `rev` in the filter for free.
+        # The claim is the guard, as in write_revision: no writer writes revision rev+1
+        # without holding it. (A `rev` in the filter would read the table on FerretDB.)
         await _bulk(collection, [
-            UpdateOne({"_id": d["_id"]} if ferret else {"_id": d["_id"], REV: d.get(REV, 0)},
-                      {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
+            UpdateOne({"_id": d["_id"]}, {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
             for d in ours
         ], BULK_STATEMENTS if ferret else None)
         return [d for d, c in zip(docs, claims, strict=True) if c["_id"] in taken]

@@ -41,6 +41,7 @@ from crm_contracts.regions import KNOWN_REGIONS
 from crm_contracts.registry import parse_event
 from crm_devstack.topics import ensure_topics
 from crm_runtime.auth import issue_token
+from crm_runtime.batching import UPDATE_CHUNK
 from crm_runtime.mongo import create_client
 from intake.adapters.store import MongoDirectory
 from intake.domain.contacts import contact_id_for
@@ -834,7 +835,7 @@ def about(f: dict[str, float]) -> str:
         "not looked up first); and the caller's recent-contacts document inserted (or, for a known caller, "
         "rewritten through its revision claim). Then the outbox relay, a batch at a time: one `find_one` per "
         "contact, and per batch one read of the markers, their deletion, the revision claims and the cleared "
-        "outboxes in bulk commands of 25, the events published all at once. So at {CONCURRENCY} concurrent "
+        f"outboxes in bulk commands of {UPDATE_CHUNK}, the events published all at once. So at {CONCURRENCY} concurrent "
         "requests FerretDB "
         f"serves about {per_s_commands:,.0f} commands/s, which is {f['burst_rate']:,.0f} contacts/s, and the "
         f"latency is mostly waiting behind the other requests (p50 ≈ {CONCURRENCY} ÷ rate, Little's law). The "
@@ -848,7 +849,7 @@ def about(f: dict[str, float]) -> str:
         f"customers costs about {f['batch_commands']:,.0f} FerretDB commands: one `insert_many` of the "
         "customers, two of their lookup keys (the keys neighbours share apart from the rest: FerretDB writes a "
         "hundred documents in one SQLite transaction, but one transaction per document as soon as one of the "
-        "hundred exists already), the keys that existed updated 25 statements to a command, and "
+        f"hundred exists already), the keys that existed updated {UPDATE_CHUNK} statements to a command, and "
         f"{f['batch_finds']:,.0f} `find_one` for provisional customers to merge under them. Of the "
         f"{f['keys_total']:,.0f} lookup keys of these customers, {f['keys_shared']:,.0f} already existed when their "
         f"batch came ({f['keys_shared_first']:.0%} of a batch's keys in the first half of the archive, "
@@ -863,7 +864,7 @@ def about(f: dict[str, float]) -> str:
         "consumer and "
         f"{f['onboard_store_rate']:,.0f}/s for the store's own bulk insert of the same documents (the limit that "
         "applies: every customer brings about four lookup keys, and a database's writes run one at a time). "
-        "What moved it: bulk updates of 25 statements instead of 10 (25 update commands per batch of 500 in "
+        f"What moved it: bulk updates of {UPDATE_CHUNK} statements instead of 10 (25 update commands per batch of 500 in "
         "the run of 2026-11-30). What was tried and measured against FerretDB, and not kept: reading the "
         "often-shared keys first by `_id` (so only new ones are inserted) is 4-6x slower than inserting blind, "
         "the reads costing more than the one-by-one inserts they avoid; knowing which keys exist without "

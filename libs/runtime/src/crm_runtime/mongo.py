@@ -6,6 +6,8 @@ streams, equality filters on scalar fields for anything hot, unique indexes.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -24,3 +26,24 @@ def create_client(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]
 
 async def ping(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db.command("ping")
+
+
+# ------------------------------------------------------------------------ store detection
+# The embedded FerretDB 1.x answers the same protocol with different costs (only `{_id: x}`
+# uses an index, update commands of 100 statements hang): the batch helpers pick their
+# strategy per store. Asked once per client; `buildInfo` is cheap and needs no privilege.
+_FERRETDB: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def build_info_is_ferretdb(info: Mapping[str, Any]) -> bool:
+    """FerretDB adds `ferretdbVersion` (and `ferretdbFeatures`) to `buildInfo`; MongoDB has neither."""
+    return any(str(key).lower().startswith("ferretdb") for key in info)
+
+
+async def is_ferretdb(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    """Whether the server behind `client` is FerretDB (asked once, then remembered)."""
+    known = _FERRETDB.get(client)
+    if known is None:
+        known = build_info_is_ferretdb(await client.admin.command("buildInfo"))
+        _FERRETDB[client] = known
+    return known

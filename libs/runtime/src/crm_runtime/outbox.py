@@ -41,13 +41,15 @@ from crm_contracts.envelope import CloudEvent
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from pymongo import DeleteOne, UpdateOne
+from pymongo import DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from crm_runtime.batching import READ_CONCURRENCY, UPDATE_CHUNK, find_by_ids, insert_new, update_by_ids
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
+from crm_runtime.mongo import is_ferretdb
 from crm_runtime.revisions import CLAIMS, REV, RevisionConflict, write_revision
 from crm_runtime.telemetry import current_traceparent
 
@@ -95,15 +97,11 @@ def new_document_with_outbox(document: dict[str, Any], events: Sequence[Outgoing
 
 MARKERS = "outbox_markers"
 
-# Bounds of the relay's store commands, measured on FerretDB 1.24/SQLite (docs/benchmarks.md):
-# - FerretDB keeps each statement of a command open on one of its 100 SQLite connections
-#   until the whole command ends: 20 concurrent updates of 10 statements hung the server
-#   for good, one at a time they never did. So bulk commands go one after another, of
-#   BULK_STATEMENTS each (25 wrote fastest of 10/25/50; 100 never answers).
-BULK_STATEMENTS = 25
-# - Concurrent `find_one` by `_id` (the only indexed read there): 50 at a time read ~2x
-#   faster than 20; kept well under the 100 connections, which the service's requests share.
-READ_CONCURRENCY = 32
+# Store bounds (FerretDB 1.x; measured, see crm_runtime.batching): reads by `_id` run
+# side by side up to batching.READ_CONCURRENCY, bulk writes carry at most
+# batching.UPDATE_CHUNK statements and go one command after another (concurrent
+# multi-statement commands were seen to exhaust FerretDB's 100 SQLite connections together
+# and hang the server).
 # A marker whose document is missing is kept this long: its writer marks first and inserts
 # next, so the document may be on its way. Older, its writer died or its insert was refused.
 MARKER_GRACE = timedelta(seconds=30)
@@ -112,42 +110,6 @@ MARKER_GRACE = timedelta(seconds=30)
 def marker(collection_name: str, doc_id: Any, at: datetime | None = None) -> dict[str, Any]:
     return {"_id": f"{collection_name}|{doc_id}", "collection": collection_name, "doc_id": doc_id,
             "at": at or datetime.now(UTC)}
-
-
-async def insert_ignoring_existing(collection: AsyncCollection[dict[str, Any]],
-                                   docs: Sequence[dict[str, Any]]) -> set[Any]:
-    """Insert `docs` in one command; return the `_id`s that existed already."""
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(list(docs), ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            raise
-        return {docs[err["index"]]["_id"] for err in errors}
-    return set()
-
-
-async def _bulk(collection: AsyncCollection[dict[str, Any]], ops: Sequence[Any], chunk: int | None) -> None:
-    """Bulk writes by `_id`, one command at a time (see BULK_STATEMENTS); chunk None: one
-    `bulk_write` (MongoDB splits it itself)."""
-    step = chunk or len(ops) or 1
-    for start in range(0, len(ops), step):
-        await collection.bulk_write(list(ops[start:start + step]), ordered=False)
-
-
-_STORE_KIND: dict[int, bool] = {}
-
-
-async def reads_by_id_only(db: AsyncDatabase[dict[str, Any]]) -> bool:
-    """True on FerretDB 1.x (its buildInfo names it), where only `{_id: x}` uses an index
-    and `{_id: {$in: [...]}}` reads the whole collection. Asked once per client."""
-    key = id(db.client)
-    if key not in _STORE_KIND:
-        info = await db.client.admin.command("buildInfo")
-        _STORE_KIND[key] = "ferretdbVersion" in info
-    return _STORE_KIND[key]
 
 
 class Outbox:
@@ -272,7 +234,7 @@ class OutboxRelay:
         return marked
 
     async def _remark(self, markers: Sequence[dict[str, Any]]) -> None:
-        await insert_ignoring_existing(self.markers, markers)
+        await insert_new(self.markers, markers)
 
     async def relay_once(self) -> int:
         """Publish the events of one batch of marked documents and clear them; return how
@@ -280,10 +242,12 @@ class OutboxRelay:
         markers = [m async for m in self.markers.find({}).limit(self.batch_size).batch_size(self.batch_size)]
         if not markers:
             return 0
-        ferret = await reads_by_id_only(self.db)
+        ferret = await is_ferretdb(self.db.client)
         # Unmark first: a writer appending from here on marks the document again.
-        if ferret:
-            await _bulk(self.markers, [DeleteOne({"_id": m["_id"]}) for m in markers], BULK_STATEMENTS)
+        if ferret:  # by `_id` (a `$in` reads the whole collection), one command at a time
+            deletes = [DeleteOne({"_id": m["_id"]}) for m in markers]
+            for start in range(0, len(deletes), UPDATE_CHUNK):
+                await self.markers.bulk_write(deletes[start:start + UPDATE_CHUNK], ordered=False)
         else:
             await self.markers.delete_many({"_id": {"$in": [m["_id"] for m in markers]}})
         published = 0
@@ -301,16 +265,7 @@ class OutboxRelay:
 
     async def _read(self, collection: AsyncCollection[dict[str, Any]], ids: list[Any],
                     ferret: bool) -> dict[Any, dict[str, Any]]:
-        projection = {OUTBOX: 1, REV: 1}
-        if not ferret:
-            return {d["_id"]: d async for d in collection.find({"_id": {"$in": ids}}, projection)}
-        slots = asyncio.Semaphore(self.concurrency)
-
-        async def one(doc_id: Any) -> dict[str, Any] | None:
-            async with slots:
-                return await collection.find_one({"_id": doc_id}, projection)
-
-        return {d["_id"]: d for d in await asyncio.gather(*(one(i) for i in ids)) if d is not None}
+        return await find_by_ids(collection, ids, {OUTBOX: 1, REV: 1}, concurrency=self.concurrency)
 
     async def _relay_batch(self, collection: AsyncCollection[dict[str, Any]], markers: list[dict[str, Any]],
                            ferret: bool) -> int:
@@ -368,14 +323,12 @@ class OutboxRelay:
             return []
         now = datetime.now(UTC)
         claims = [{"_id": f"{collection.name}/{d['_id']}@{d.get(REV, 0) + 1}", "at": now} for d in docs]
-        taken = await insert_ignoring_existing(self.db[CLAIMS], claims)
+        taken = await insert_new(self.db[CLAIMS], claims)
         ours = [d for d, c in zip(docs, claims, strict=True) if c["_id"] not in taken]
         # The claim is the guard, as in write_revision: no writer writes revision rev+1
         # without holding it. (A `rev` in the filter would read the table on FerretDB.)
-        await _bulk(collection, [
-            UpdateOne({"_id": d["_id"]}, {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
-            for d in ours
-        ], BULK_STATEMENTS if ferret else None)
+        await update_by_ids(collection, [(d["_id"], {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
+                                         for d in ours])
         return [d for d, c in zip(docs, claims, strict=True) if c["_id"] in taken]
 
     async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> bool:

@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from crm_contracts.events.intake import ContactReceived
+from crm_runtime.batching import insert_new, update_by_ids
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from crm_runtime.rmw import read_modify_write
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, ChannelStats, EarlierContact
 from intake.domain.customers import DirectoryEntry, key_often_shared, newest_per_customer, supersedes
@@ -193,20 +192,21 @@ class MongoDirectory:
 
     async def _save(self, latest: dict[str, DirectoryEntry]) -> tuple[set[str], list[str]]:
         """The customers that were new, and the lookup keys that existed before."""
-        existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
+        existed = list(await insert_new(self.customers,
+                                        [{"_id": cid, **self._document(e)} for cid, e in latest.items()]))
         new = set(latest) - set(existed)
         olds = await asyncio.gather(*(self.customers.find_one({"_id": cid}) for cid in existed))
-        stale: list[UpdateOne] = []
+        stale: list[tuple[str, dict[str, Any]]] = []
         for cid, old in zip(existed, olds, strict=True):
             if old is not None:
                 if not supersedes(latest[cid], self._entry(old)):
                     del latest[cid]  # we already hold a newer record of this customer
                     continue
                 gone = set(self._entry(old).lookup_keys()) - set(latest[cid].lookup_keys())
-                stale += [UpdateOne({"_id": key}, {"$pull": {"customer_ids": cid}}) for key in sorted(gone)]
-        await _bulk_update(self.customers, [UpdateOne({"_id": cid}, {"$set": self._document(latest[cid])})
+                stale += [(key, {"$pull": {"customer_ids": cid}}) for key in sorted(gone)]
+        await update_by_ids(self.customers, [(cid, {"$set": self._document(latest[cid])})
                                             for cid in existed if cid in latest])
-        await _bulk_update(self.keys, stale)
+        await update_by_ids(self.keys, stale)
         by_key: dict[str, list[str]] = {}
         for cid, entry in latest.items():
             for key in entry.lookup_keys():
@@ -217,9 +217,9 @@ class MongoDirectory:
         rarely_shared = [k for k in by_key if not key_often_shared(k)]
         shared: list[Any] = []
         for group in (rarely_shared, often_shared):
-            shared += await _insert_new(self.keys, [{"_id": k, "customer_ids": by_key[k]} for k in group])
+            shared += list(await insert_new(self.keys, [{"_id": k, "customer_ids": by_key[k]} for k in group]))
         # A key some customer already had (a shared phone, a re-sent customer, a surname in a unit number).
-        await _bulk_update(self.keys, [UpdateOne({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
+        await update_by_ids(self.keys, [(key, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
                                        for key in shared])
         return new, [str(k) for k in shared]
 
@@ -246,31 +246,3 @@ class MongoDirectory:
                 for key in self._entry(old).lookup_keys() if old else []:
                     await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": pid}})
         return merges
-
-
-# FerretDB 1.x keeps each statement's query open until the whole command ends, on a pool of
-# 100 SQLite connections: an `update` of 100 statements never answers (60 did), and
-# concurrent multi-statement commands can exhaust the pool together (hence one at a time,
-# and room left for the outbox relay's, crm_runtime.outbox.BULK_STATEMENTS). 25 statements
-# a command wrote fastest of 10/25/50 on this stack.
-BULK_STATEMENTS = 25
-
-
-async def _bulk_update(collection: Any, updates: list[UpdateOne]) -> None:
-    """Apply `updates` (each by `_id`, each safe to repeat) a few commands at a time."""
-    for start in range(0, len(updates), BULK_STATEMENTS):
-        await collection.bulk_write(updates[start:start + BULK_STATEMENTS], ordered=False)
-
-
-async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:
-    """Insert the documents whose `_id` is new; return the `_id`s that already existed."""
-    if not docs:
-        return []
-    try:
-        await collection.insert_many(docs, ordered=False)
-        return []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            raise
-        return [docs[err["index"]]["_id"] for err in errors]

@@ -66,7 +66,7 @@ from bench.common import (
     table,
     unit_of,
 )
-from bench.profile import CpuMeter, command_table, hook_env, read_dump
+from bench.profile import CpuMeter, command_table, find_pid, hook_env, proc_cpu_s, read_dump
 
 SECRET = "bench-intake-secret-of-at-least-thirty-two-bytes"
 CONTACT_RECEIVED = "crm.intake.contact.received.v1"
@@ -188,6 +188,10 @@ def command_rows(before: Counter[str], after: Counter[str], per: int, what: str)
     rows.append(("all commands" + (f" (incl. {other:,} others)" if other else ""), f"{sum(diff.values()):,}",
                  f"{sum(diff.values()) / per:.2f}"))
     return table(["FerretDB command", "count", f"per {what}"], rows)
+
+
+# Their old names here (bench.runtime_consumer imports them); the helpers live in bench.profile.
+_find_pid, _proc_cpu_s = find_pid, proc_cpu_s
 
 
 def intake_meter(stack: Any, group: str) -> CpuMeter:
@@ -407,7 +411,7 @@ async def burst(stack: Any, run_id: str, n: int) -> tuple[float, float, list[str
         await mongo.close()
 
     # Checks: exactly one ContactReceived per contact, nothing lost, nothing doubled.
-    subjects = Counter()
+    subjects: Counter[str] = Counter()
     event_ids = set()
     for _key, value in events:
         event, _ = parse_event(value)
@@ -658,23 +662,23 @@ async def onboarding(stack: Any, run_id: str, m: int) -> tuple[float, float, flo
             first: tuple[float, int] | None = None
             last_value, last_change, last_report = base, clock.s, clock.s
             while True:
-                value = await committed_total(admin, group, topic)
+                committed = await committed_total(admin, group, topic)
                 now = clock.s
-                if value != last_value:
-                    last_value, last_change = value, now
-                    samples_at.append((now, value - base))
-                if first is None and value > base:
-                    first = (now, value - base)
-                if value >= target:
+                if committed != last_value:
+                    last_value, last_change = committed, now
+                    samples_at.append((now, committed - base))
+                if first is None and committed > base:
+                    first = (now, committed - base)
+                if committed >= target:
                     break
                 if now - last_report >= 30:
                     last_report = now
-                    done = value - base
+                    done = committed - base
                     rate = per_s(done - (first[1] if first else 0), now - first[0]) if first else 0.0
                     eta = f", about {(m - done) / rate / 60:.0f} min to go" if rate else ""
                     progress(f"onboarding: {done:,}/{m:,} committed after {now:.0f} s, {num(rate)} events/s{eta}")
                 if now - last_change > 300:
-                    raise RuntimeError(f"intake stalled at {value - base:,}/{m:,} for 5 min: "
+                    raise RuntimeError(f"intake stalled at {committed - base:,}/{m:,} for 5 min: "
                                        f"{log_path.read_text()[-3000:]}")
                 await asyncio.sleep(0.5)
             absorb_s = clock.s

@@ -10,16 +10,20 @@ The embedded FerretDB 1.24 on SQLite imposes limits, measured on this stack and 
 around here so that domain code never sees them (the code stays correct on MongoDB):
 - only an `{_id: x}` filter uses an index; `{_id: {$in: [...]}}` reads the whole
   collection, so there `find_by_ids` runs concurrent `find_one` by `_id` instead;
-- an `update` command carrying 100 statements or more never answers (99 take well under
-  a second, 100 hang for minutes), so bulk updates go in chunks of `UPDATE_CHUNK`;
-- `insert_many(ordered=False)` stays a single command when some documents exist already
-  (the duplicates come back as write errors, code 11000), at about half the rate of an
-  insert without duplicates.
+- an `update` command holds one of the database's 100 SQLite connections per statement
+  until the whole command ends (docs/reliability.md): one of 100 statements never answers
+  (measured here: 99 answered, 100 hung for minutes), nor do two of 50 at once. So bulk
+  updates go `UPDATE_CHUNK` statements a command, one command at a time per client
+  (SQLite has one writer anyway), leaving connections for reads and other writers;
+- `insert_many(ordered=False)` answers the duplicates as write errors (code 11000), but
+  falls back to one insert per document for each group of a hundred holding one: insert
+  where duplicates are rare (claims, new documents), as `apply_once_many` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -38,8 +42,10 @@ T = TypeVar("T")
 KEY_CONCURRENCY = 16
 READ_CONCURRENCY = 16
 # FerretDB 1.24: an update command of >= 100 statements hangs (see the module docstring);
-# 50 keeps clear of it and is already about as fast per document as larger commands.
-UPDATE_CHUNK = 50
+# 25 keeps far from it with reads and another writer in flight, and costs about as much
+# per document as larger commands (10: 1,100/s, 25: 900-1,700/s, 50: 1,700/s, noisy).
+UPDATE_CHUNK = 25
+_update_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 # Inserts: FerretDB accepts thousands per command; 500 bounds one command's size and time.
 INSERT_CHUNK = 500
 DUPLICATE_KEY = 11000
@@ -147,10 +153,14 @@ async def update_by_ids(
     updates: Sequence[tuple[Any, Mapping[str, Any]]],
 ) -> int:
     """Apply each `(id, update)` with a filter on `_id` alone, in as few commands as the
-    store allows (`UPDATE_CHUNK` per command). Returns how many documents matched."""
+    store allows (`UPDATE_CHUNK` per command, one command at a time per client). Returns how
+    many documents matched."""
+    client = collection.database.client
+    lock = _update_locks.setdefault(client, asyncio.Lock())
     matched = 0
     for chunk in _chunks(updates, UPDATE_CHUNK):
-        result = await collection.bulk_write([UpdateOne({"_id": doc_id}, dict(update)) for doc_id, update in chunk],
-                                             ordered=False)
+        ops = [UpdateOne({"_id": doc_id}, dict(update)) for doc_id, update in chunk]
+        async with lock:
+            result = await collection.bulk_write(ops, ordered=False)
         matched += result.matched_count
     return matched

@@ -30,6 +30,8 @@ from crm_contracts.registry import spec_for
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from crm_runtime.batching import group_by_key, run_per_key
 from crm_runtime.kafka import (
@@ -46,6 +48,7 @@ from crm_runtime.kafka import (
 )
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 MAX_RECORDS = 500  # per delivered batch: bounds the memory and the redelivery after a crash
 BATCH_WAIT_MS = 200  # how long `getmany` waits for a first record
@@ -121,7 +124,8 @@ def subscribe_service(
         *sorted(routes),
         group_id=group_id,
         batch=True,
-        max_records=max_records,
+        # A batch subscription asking for larger batches (reporting's rebuild) gets them.
+        max_records=max([max_records, *(b.max_records for b in batch_subscriptions)]),
         batch_timeout_ms=BATCH_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -132,15 +136,28 @@ def subscribe_service(
     )(consume)
 
 
+def _trace_of(record: Any) -> otel_context.Context:
+    carrier = {name: value.decode(errors="replace") for name, value in record.headers or ()
+               if isinstance(value, bytes)}
+    return propagate.extract(carrier)
+
+
 async def _handle_singles(route: _Route, items: list[Item], dead_letters: DeadLetters,
                           policy: DeliveryPolicy) -> None:
     # Same partition and key: the same aggregate, whose order Kafka keeps; keep it too.
     # Records without a key keep their partition's order.
-    groups = group_by_key(items, lambda it: (it[2].partition, it[2].key if it[2].key is not None else b""))
+    # With one worker, the events simply go in the order delivered, as with a consumer per topic.
+    groups: dict[Any, list[Item]] = (
+        group_by_key(items, lambda it: (it[2].partition, it[2].key if it[2].key is not None else b""))
+        if route.workers > 1 else {None: items})
 
     async def in_order(_key: Any, group: Sequence[Item]) -> None:
         for event, data, record in group:
-            await run_with_retries(route.handlers[event.type], event, data, record, dead_letters, policy)
+            # Each event continues its own trace (FastStream's span covers the whole batch),
+            # so what the handler writes to the outbox carries the producer's trace on.
+            with _tracer.start_as_current_span(f"{record.topic} process", context=_trace_of(record),
+                                               kind=trace.SpanKind.CONSUMER):
+                await run_with_retries(route.handlers[event.type], event, data, record, dead_letters, policy)
 
     failures = await run_per_key(groups, in_order, concurrency=route.workers)
     if failures:

@@ -7,16 +7,24 @@ can only make one document's write atomic. Each aggregate document therefore car
 
 How the relay finds them: FerretDB 1.x with SQLite pushes down no filter but `{_id: x}`,
 so a query for `outbox_pending: true` reads the whole collection. Writers therefore also
-drop a marker `<collection>|<id>` in `outbox_markers` (before and after the write, so a
-crash or a race between them leaves one); the relay reads the few markers, then each
-marked document by `_id`. A sweep of the flags when a replica takes the relay lease
-catches a marker lost to a crash.
+drop a marker `<collection>|<id>` in `outbox_markers` before the write (an update marks
+again after it, for a relay that read the document just before the write; an insert does
+not need to: a relay that finds a young marker's document missing keeps the marker). The
+relay reads a batch of markers, then the marked documents by `_id`. A sweep of the flags
+when a replica takes the relay lease catches a marker lost to a crash.
 
-Every write to such a document, the relay's included, goes through
-`crm_runtime.revisions.write_revision`, which serialises the writers of one document (on
-FerretDB too, whose updates are not atomic).
+The relay works a batch at a time (`relay_once`): unmark the batch, read its documents
+(concurrent reads by `_id` on FerretDB, one `$in` on MongoDB), publish all their events
+at once and wait for all (the idempotent producer keeps the order per key), then clear
+them: the next revision of every document claimed in one insert, the cleared outboxes
+written in a few bulk updates. A document whose claim is taken (a writer got there
+first) is cleared through `write_revision` alone, or marked again for the next round.
 
-Delivery is at-least-once: a relay killed between publishing and removing publishes
+Every write to such a document, the relay's included, claims its next revision
+(`crm_runtime.revisions`), which serialises the writers of one document (on FerretDB too,
+whose updates are not atomic).
+
+Delivery is at-least-once: a relay killed between publishing and clearing publishes
 again on restart, and consumers are idempotent on the event id.
 """
 
@@ -26,19 +34,23 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.envelope import CloudEvent
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from pymongo import DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from crm_runtime.batching import READ_CONCURRENCY, UPDATE_CHUNK, find_by_ids, insert_new, update_by_ids
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
-from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.mongo import is_ferretdb
+from crm_runtime.revisions import CLAIMS, REV, RevisionConflict, write_revision
 from crm_runtime.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
@@ -85,6 +97,20 @@ def new_document_with_outbox(document: dict[str, Any], events: Sequence[Outgoing
 
 MARKERS = "outbox_markers"
 
+# Store bounds (FerretDB 1.x; measured, see crm_runtime.batching): reads by `_id` run
+# side by side up to batching.READ_CONCURRENCY, bulk writes carry at most
+# batching.UPDATE_CHUNK statements and go one command after another (concurrent
+# multi-statement commands were seen to exhaust FerretDB's 100 SQLite connections together
+# and hang the server).
+# A marker whose document is missing is kept this long: its writer marks first and inserts
+# next, so the document may be on its way. Older, its writer died or its insert was refused.
+MARKER_GRACE = timedelta(seconds=30)
+
+
+def marker(collection_name: str, doc_id: Any, at: datetime | None = None) -> dict[str, Any]:
+    return {"_id": f"{collection_name}|{doc_id}", "collection": collection_name, "doc_id": doc_id,
+            "at": at or datetime.now(UTC)}
+
 
 class Outbox:
     """Writes aggregate documents together with the events they cause."""
@@ -95,21 +121,25 @@ class Outbox:
 
     async def _mark(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any) -> None:
         try:
-            await self.markers.insert_one({"_id": f"{collection.name}|{doc_id}", "collection": collection.name,
-                                           "doc_id": doc_id})
+            await self.markers.insert_one(marker(collection.name, doc_id))
         except DuplicateKeyError:
             pass  # already marked: the relay will come
 
     async def insert(self, collection: AsyncCollection[dict[str, Any]], document: dict[str, Any],
                      events: Sequence[OutgoingEvent]) -> bool:
-        """Insert a new aggregate with its events; False if its `_id` already exists."""
+        """Insert a new aggregate with its events; False if its `_id` already exists.
+
+        Two round trips: the marker, then the document. No second marker after it: a
+        relay that unmarks and reads between the two finds the document missing and
+        keeps the young marker (MARKER_GRACE)."""
         if events:
             await self._mark(collection, document["_id"])
         try:
             await collection.insert_one(new_document_with_outbox(document, events))
         except DuplicateKeyError:
             return False
-        await self._written(collection, document["_id"], events)
+        if events and self.notify:
+            self.notify()
         return True
 
     async def update(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, rev: int,
@@ -119,11 +149,8 @@ class Outbox:
         if events:
             await self._mark(collection, doc_id)
         await write_revision(collection, doc_id, rev, with_outbox(update, events))
-        await self._written(collection, doc_id, events)
-
-    async def _written(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any,
-                       events: Sequence[OutgoingEvent]) -> None:
         if events:
+            # A relay may have unmarked and read the document just before this write.
             await self._mark(collection, doc_id)
             if self.notify:
                 self.notify()
@@ -143,12 +170,13 @@ class OutboxRelay:
         lease: Lease,
         *,
         poll_interval_s: float = 0.25,
-        batch_size: int = 200,
-        concurrency: int = 32,
+        batch_size: int = 500,
+        concurrency: int = READ_CONCURRENCY,
     ) -> None:
         self.broker = broker
         self.collections = {c.name: c for c in collections}
-        self.markers = collections[0].database[MARKERS]
+        self.db = collections[0].database
+        self.markers = self.db[MARKERS]
         self._swept = False
         self._sent: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self.lease = lease
@@ -195,64 +223,85 @@ class OutboxRelay:
 
     async def sweep(self) -> int:
         """Re-mark every document with pending events: a full read, once per lease holder,
-        for markers lost when a writer died between its write and its marker."""
+        for markers lost when a relay or a writer died between unmarking and clearing."""
         marked = 0
         for collection in self.collections.values():
-            async for doc in collection.find({PENDING: True}, {"_id": 1}):
-                await Outbox(collection.database)._mark(collection, doc["_id"])
-                marked += 1
+            ids = [doc["_id"] async for doc in collection.find({PENDING: True}, {"_id": 1})]
+            for start in range(0, len(ids), self.batch_size):
+                await self._remark([marker(collection.name, i) for i in ids[start:start + self.batch_size]])
+            marked += len(ids)
         self._swept = True
         return marked
 
-    async def relay_once(self) -> int:
-        """Publish the events of one batch of marked documents; return how many.
+    async def _remark(self, markers: Sequence[dict[str, Any]]) -> None:
+        await insert_new(self.markers, markers)
 
-        The documents of a batch are relayed concurrently: each is a handful of store round
-        trips and one produce, and they are independent (a marker per document, events in
-        order within a document, keyed by their aggregate)."""
-        markers = [m async for m in self.markers.find({}).limit(self.batch_size)]
+    async def relay_once(self) -> int:
+        """Publish the events of one batch of marked documents and clear them; return how
+        many events were published."""
+        markers = [m async for m in self.markers.find({}).limit(self.batch_size).batch_size(self.batch_size)]
+        if not markers:
+            return 0
+        ferret = await is_ferretdb(self.db.client)
+        # Unmark first: a writer appending from here on marks the document again.
+        if ferret:  # by `_id` (a `$in` reads the whole collection), one command at a time
+            deletes = [DeleteOne({"_id": m["_id"]}) for m in markers]
+            for start in range(0, len(deletes), UPDATE_CHUNK):
+                await self.markers.bulk_write(deletes[start:start + UPDATE_CHUNK], ordered=False)
+        else:
+            await self.markers.delete_many({"_id": {"$in": [m["_id"] for m in markers]}})
+        published = 0
+        for name in dict.fromkeys(m.get("collection") for m in markers):
+            collection = self.collections.get(name) if isinstance(name, str) else None
+            of_collection = [m for m in markers if m.get("collection") == name]
+            if collection is None:
+                continue  # not ours (another service's relay shares no database; a stray marker)
+            try:
+                published += await self._relay_batch(collection, of_collection, ferret)
+            except BaseException:
+                await self._remark(of_collection)
+                raise
+        return published
+
+    async def _read(self, collection: AsyncCollection[dict[str, Any]], ids: list[Any],
+                    ferret: bool) -> dict[Any, dict[str, Any]]:
+        return await find_by_ids(collection, ids, {OUTBOX: 1, REV: 1}, concurrency=self.concurrency)
+
+    async def _relay_batch(self, collection: AsyncCollection[dict[str, Any]], markers: list[dict[str, Any]],
+                           ferret: bool) -> int:
+        ids = list(dict.fromkeys(m["doc_id"] for m in markers))
+        docs = await self._read(collection, ids, ferret)
+        now = datetime.now(UTC)
+        # A young marker of a missing document: its writer marks, then inserts.
+        waiting = [m for m in markers if m["doc_id"] not in docs and _aware(m.get("at")) > now - MARKER_GRACE]
+        await self._remark(waiting)
+        with_events = [d for d in docs.values() if d.get(OUTBOX)]
+        sent = await self._publish([e for d in with_events for e in d[OUTBOX]])
+        conflicted = await self._clear(collection, with_events, ferret)
+        # Cleared by someone else's revision first: one at a time, through write_revision.
         slots = asyncio.Semaphore(self.concurrency)
 
-        async def relay_marked(marker: dict[str, Any]) -> int:
+        async def clear_alone(doc: dict[str, Any]) -> dict[str, Any] | None:
             async with slots:
-                return await self._relay_marked(marker)
+                return None if await self._remove_published(collection, doc) else doc
 
-        results = await asyncio.gather(*(relay_marked(m) for m in markers), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-        return sum(r for r in results if isinstance(r, int))
+        left = [d for d in await asyncio.gather(*(clear_alone(d) for d in conflicted)) if d is not None]
+        # Their events are published: `_sent` keeps them from being sent again next round.
+        await self._remark([marker(collection.name, d["_id"]) for d in left])
+        left_ids = {d["_id"] for d in left}
+        for event_id in (e["id"] for d in with_events if d["_id"] not in left_ids for e in d[OUTBOX]):
+            self._sent.pop(event_id, None)
+        self.published += sent
+        return sent
 
-    async def _relay_marked(self, marker: dict[str, Any]) -> int:
-        collection = self.collections.get(marker["collection"])
-        if collection is None:
-            return 0
-        # Unmark first: a writer appending after this point marks the document again.
-        await self.markers.delete_one({"_id": marker["_id"]})
-        try:
-            doc = await collection.find_one({"_id": marker["doc_id"]}, {OUTBOX: 1, REV: 1})
-            return await self._relay_document(collection, doc) if doc is not None else 0
-        except _RemovalPending:
-            # Most likely the claim of a writer that died: it goes stale and is broken.
-            await Outbox(collection.database)._mark(collection, marker["doc_id"])
-            return 0
-        except BaseException:
-            await Outbox(collection.database)._mark(collection, marker["doc_id"])
-            raise
-
-    async def _relay_document(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> int:
-        entries = doc.get(OUTBOX) or []
-        if not entries:
-            return 0
-        # Events this relay already published, whose removal is waiting (for example on
-        # the revision claim of a writer that died), are not sent again each round.
+    async def _publish(self, entries: list[dict[str, Any]]) -> int:
+        """Send every entry not sent already, then wait for all of their acks."""
         to_send = [e for e in entries if e["id"] not in self._sent]
         futures = []
         for e in to_send:
             # Publish inside the trace that caused the event, so the trace runs on.
             token = otel_context.attach(propagate.extract({"traceparent": e.get("traceparent") or ""}))
             try:
-                # Send all, then wait for all: the idempotent producer keeps their order per key.
                 futures.append(await self.broker.publish(
                     e["value"].encode(), topic=e["topic"], key=e["key"].encode(),
                     headers=event_headers(), no_confirm=True,
@@ -262,23 +311,37 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         for e in to_send:
             self._sent[e["id"]] = None
-        while len(self._sent) > 10_000:
+        while len(self._sent) > 100_000:
             self._sent.pop(next(iter(self._sent)))
-        if not await self._remove_published(collection, doc, {e["id"] for e in entries}):
-            raise _RemovalPending(doc["_id"])
-        for e in entries:
-            self._sent.pop(e["id"], None)
-        self.published += len(to_send)
         return len(to_send)
 
-    async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any],
-                                sent: set[str]) -> bool:
-        """Drop the published entries, keeping any appended since they were read."""
+    async def _clear(self, collection: AsyncCollection[dict[str, Any]], docs: list[dict[str, Any]],
+                     ferret: bool) -> list[dict[str, Any]]:
+        """Empty the outbox of each document (all its entries are published) in bulk, each
+        under a claim on its next revision; returns the documents whose claim was taken."""
+        if not docs:
+            return []
+        now = datetime.now(UTC)
+        claims = [{"_id": f"{collection.name}/{d['_id']}@{d.get(REV, 0) + 1}", "at": now} for d in docs]
+        taken = await insert_new(self.db[CLAIMS], claims)
+        ours = [d for d, c in zip(docs, claims, strict=True) if c["_id"] not in taken]
+        # The claim is the guard, as in write_revision: no writer writes revision rev+1
+        # without holding it. (A `rev` in the filter would read the table on FerretDB.)
+        await update_by_ids(collection, [(d["_id"], {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
+                                         for d in ours])
+        return [d for d, c in zip(docs, claims, strict=True) if c["_id"] in taken]
+
+    async def _remove_published(self, collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> bool:
+        """Drop the published entries of one document, keeping any appended since they
+        were read; False when writers kept it busy."""
+        sent = {e["id"] for e in doc.get(OUTBOX) or []}
         for _ in range(5):
             remaining = [e for e in doc.get(OUTBOX) or [] if e["id"] not in sent]
             try:
                 await write_revision(collection, doc["_id"], doc.get(REV, 0),
                                      {"$set": {OUTBOX: remaining, PENDING: bool(remaining)}})
+                if remaining:  # appended meanwhile: the next round publishes them
+                    await self._remark([marker(collection.name, doc["_id"])])
                 return True
             except RevisionConflict:
                 fresh = await collection.find_one({"_id": doc["_id"]}, {OUTBOX: 1, REV: 1})
@@ -288,5 +351,8 @@ class OutboxRelay:
         return False
 
 
-class _RemovalPending(Exception):
-    """Published, but not yet removed from the document: marked again for the next round."""
+def _aware(at: Any) -> datetime:
+    """A marker's time (markers written without one count as old)."""
+    if not isinstance(at, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -28,6 +28,9 @@ class ContactStore(Protocol):
 
     async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]: ...
 
+    def first_of_customer(self, customer_id: str) -> None:
+        """The customer was created just now: it has no earlier contacts (nothing to read)."""
+
     async def insert(self, contact: ContactReceived, events: list[OutgoingEvent], *, normalised_text: str,
                      idempotency_key: str | None) -> bool:
         """Store the contact and its events in one write; False if it already exists."""
@@ -36,7 +39,8 @@ class ContactStore(Protocol):
 class Directory(Protocol):
     async def candidates(self, keys: list[str]) -> list[DirectoryEntry]: ...
     async def get(self, customer_id: str) -> DirectoryEntry | None: ...
-    async def save(self, entry: DirectoryEntry) -> None: ...
+    async def save(self, entry: DirectoryEntry) -> bool:
+        """Upsert an entry and its keys; True if the customer was new."""
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]: ...
     async def merge_provisional_many(self, entries: list[DirectoryEntry],
                                      existing_keys: list[str] | None = None) -> dict[str, list[str]]: ...

@@ -85,11 +85,9 @@ async def receive_contact(deps: IntakeDeps, cmd: ReceiveContact) -> ContactAccep
     """Record a contact once, recognise the customer, hint its kind, fold near-duplicates,
     and queue `ContactReceived` in the same write."""
     contacts, directory = deps.contacts, deps.directory
+    # A repeat (same channel reference or Idempotency-Key) is refused by the insert at the
+    # end, which changes nothing: no read first, since almost every contact is new.
     contact_id = contact_id_for(cmd.channel, cmd.source_ref, cmd.idempotency_key)
-    if (cmd.source_ref or cmd.idempotency_key) and await contacts.get(contact_id) is not None:
-        log.info("contact already recorded", extra={"contact_id": contact_id, "channel": cmd.channel})
-        return ContactAccepted(contact_id, created=False)
-
     identity = ContactIdentity(name=cmd.name, phone=cmd.phone, email=cmd.email, project=cmd.project,
                                building=cmd.building, unit=cmd.unit, region=cmd.region)
     match = await _recognise(cmd, identity, directory)
@@ -109,7 +107,8 @@ async def receive_contact(deps: IntakeDeps, cmd: ReceiveContact) -> ContactAccep
         provisional = DirectoryEntry.build(customer_id, region, names=[cmd.name] if cmd.name else [],
                                            phones=[cmd.phone] if cmd.phone else [],
                                            emails=[cmd.email], provisional=True)
-        await directory.save(provisional)
+        if await directory.save(provisional):
+            contacts.first_of_customer(customer_id)  # a new customer has no earlier contacts to read
         reply_to = {k: v for k, v in (("phone", cmd.phone), ("email", cmd.email)) if v}
 
     received_at = cmd.received_at or deps.now()

@@ -30,6 +30,9 @@ class FakeContacts:
         found = self.stored.get(contact_id)
         return found[0].model_dump(mode="json", exclude={"reply_to"}) if found else None
 
+    def first_of_customer(self, customer_id: str) -> None:
+        assert not any(c.customer_id == customer_id for c, _, _ in self.stored.values())
+
     async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
         return [EarlierContact(c.contact_id, c.received_at, text, c.duplicate_of)
                 for c, _, text in self.stored.values() if c.customer_id == customer_id and c.received_at >= since]
@@ -58,8 +61,10 @@ class FakeDirectory:
     async def get(self, customer_id: str) -> DirectoryEntry | None:
         return self.entries.get(customer_id)
 
-    async def save(self, entry: DirectoryEntry) -> None:
+    async def save(self, entry: DirectoryEntry) -> bool:
+        new = entry.customer_id not in self.entries
         self.entries[entry.customer_id] = entry
+        return new
 
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
         for entry in entries:

@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from crm_contracts.events.intake import ContactReceived
+from crm_runtime.batching import insert_new, update_by_ids
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from crm_runtime.rmw import read_modify_write
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from intake.domain.contacts import DUPLICATE_WINDOW, EarlierContact
 from intake.domain.customers import DirectoryEntry, key_often_shared, newest_per_customer, supersedes
@@ -54,11 +53,21 @@ class MongoContactStore:
             doc.pop(key, None)
         return doc
 
-    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
-        doc = await self.recent.find_one({"_id": customer_id})
+    def _remember_read(self, customer_id: str, doc: dict[str, Any] | None) -> None:
         if len(self._recent_read) >= 1000:  # requests that failed before writing
             self._recent_read.clear()
         self._recent_read[customer_id] = doc
+
+    def first_of_customer(self, customer_id: str) -> None:
+        # Its recent-contacts document does not exist: the write that follows inserts it
+        # (and retries as an update if a concurrent contact of the customer got there first).
+        self._remember_read(customer_id, None)
+
+    async def recent_for_customer(self, customer_id: str, since: datetime) -> list[EarlierContact]:
+        if customer_id in self._recent_read and self._recent_read[customer_id] is None:
+            return []  # known to have none (first_of_customer)
+        doc = await self.recent.find_one({"_id": customer_id})
+        self._remember_read(customer_id, doc)
         return [
             EarlierContact(c["contact_id"], c["received_at"], c["text"], c.get("duplicate_of"))
             for c in (doc or {}).get("contacts", [])
@@ -155,9 +164,11 @@ class MongoDirectory:
         entries = await asyncio.gather(*(self.get(cid) for cid in ids))
         return [e for e in entries if e is not None]
 
-    async def save(self, entry: DirectoryEntry) -> None:
-        """Upsert an entry and its lookup keys; replaying the same entry changes nothing."""
-        await self.save_many([entry])
+    async def save(self, entry: DirectoryEntry) -> bool:
+        """Upsert an entry and its lookup keys; replaying the same entry changes nothing.
+        True if the customer was new."""
+        new, _ = await self._save(newest_per_customer([entry]))
+        return entry.customer_id in new
 
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
         """Upsert entries and their keys in few round trips whatever the batch size (a
@@ -165,20 +176,26 @@ class MongoDirectory:
         go in with one insert_many each, those that existed are updated in bulk.
         Returns the lookup keys that existed before (only those can hold a provisional
         customer to merge)."""
-        latest = newest_per_customer(entries)
-        existed = await _insert_new(self.customers, [{"_id": cid, **self._document(e)} for cid, e in latest.items()])
+        _, shared = await self._save(newest_per_customer(entries))
+        return shared
+
+    async def _save(self, latest: dict[str, DirectoryEntry]) -> tuple[set[str], list[str]]:
+        """The customers that were new, and the lookup keys that existed before."""
+        existed = list(await insert_new(self.customers,
+                                        [{"_id": cid, **self._document(e)} for cid, e in latest.items()]))
+        new = set(latest) - set(existed)
         olds = await asyncio.gather(*(self.customers.find_one({"_id": cid}) for cid in existed))
-        stale: list[UpdateOne] = []
+        stale: list[tuple[str, dict[str, Any]]] = []
         for cid, old in zip(existed, olds, strict=True):
             if old is not None:
                 if not supersedes(latest[cid], self._entry(old)):
                     del latest[cid]  # we already hold a newer record of this customer
                     continue
                 gone = set(self._entry(old).lookup_keys()) - set(latest[cid].lookup_keys())
-                stale += [UpdateOne({"_id": key}, {"$pull": {"customer_ids": cid}}) for key in sorted(gone)]
-        await _bulk_update(self.customers, [UpdateOne({"_id": cid}, {"$set": self._document(latest[cid])})
+                stale += [(key, {"$pull": {"customer_ids": cid}}) for key in sorted(gone)]
+        await update_by_ids(self.customers, [(cid, {"$set": self._document(latest[cid])})
                                             for cid in existed if cid in latest])
-        await _bulk_update(self.keys, stale)
+        await update_by_ids(self.keys, stale)
         by_key: dict[str, list[str]] = {}
         for cid, entry in latest.items():
             for key in entry.lookup_keys():
@@ -189,11 +206,11 @@ class MongoDirectory:
         rarely_shared = [k for k in by_key if not key_often_shared(k)]
         shared: list[Any] = []
         for group in (rarely_shared, often_shared):
-            shared += await _insert_new(self.keys, [{"_id": k, "customer_ids": by_key[k]} for k in group])
+            shared += list(await insert_new(self.keys, [{"_id": k, "customer_ids": by_key[k]} for k in group]))
         # A key some customer already had (a shared phone, a re-sent customer, a surname in a unit number).
-        await _bulk_update(self.keys, [UpdateOne({"_id": key}, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
+        await update_by_ids(self.keys, [(key, {"$addToSet": {"customer_ids": {"$each": by_key[key]}}})
                                        for key in shared])
-        return [str(k) for k in shared]
+        return new, [str(k) for k in shared]
 
     async def merge_provisional_many(self, entries: list[DirectoryEntry],
                                      existing_keys: list[str] | None = None) -> dict[str, list[str]]:
@@ -218,29 +235,3 @@ class MongoDirectory:
                 for key in self._entry(old).lookup_keys() if old else []:
                     await self.keys.update_one({"_id": key}, {"$pull": {"customer_ids": pid}})
         return merges
-
-
-# FerretDB 1.x keeps each statement's query open until the whole command ends, on a pool of
-# 100 SQLite connections: an `update` of 100 statements never answers (60 did). A few
-# statements per command still save most round trips.
-BULK_STATEMENTS = 10
-
-
-async def _bulk_update(collection: Any, updates: list[UpdateOne]) -> None:
-    """Apply `updates` (each by `_id`, each safe to repeat) a few commands at a time."""
-    for start in range(0, len(updates), BULK_STATEMENTS):
-        await collection.bulk_write(updates[start:start + BULK_STATEMENTS], ordered=False)
-
-
-async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:
-    """Insert the documents whose `_id` is new; return the `_id`s that already existed."""
-    if not docs:
-        return []
-    try:
-        await collection.insert_many(docs, ordered=False)
-        return []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            raise
-        return [docs[err["index"]]["_id"] for err in errors]

@@ -15,7 +15,7 @@ from crm_runtime.auth import Principal, ensure_region, require_roles
 from crm_runtime.kafka import publish_event
 from crm_runtime.pii import mask_phone, normalise_phone
 from crm_runtime.problems import Problem
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from cases import handlers
 from cases.adapters import store
+from cases.adapters.batch_store import ContactBatchStore
 from cases.adapters.metrics import CasesMetrics
 from cases.adapters.worklist import ContactWorklist
 from cases.deps import CasesDeps
@@ -97,7 +98,9 @@ def wire(settings: CasesSettings) -> Callable[[ServiceContext], Wiring]:
             await asyncio.gather(*repairing, return_exceptions=True)
 
         return Wiring(
-            subscriptions=kafka.subscriptions(deps, contact_workers=settings.contact_workers),
+            subscriptions=kafka.subscriptions(deps),
+            batch_subscriptions=kafka.batch_subscriptions(deps, ContactBatchStore(ctx.db, ctx.outbox, ctx.timers),
+                                                          max_records=settings.contact_batch),
             ignore_types=kafka.IGNORED_TYPES,
             routers=[http.build_router(deps)],
             outbox_collections=[store.CASES, store.INCIDENTS],

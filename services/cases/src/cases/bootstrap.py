@@ -37,7 +37,7 @@ with the customer's acceptance, visited again and turned into lessons; SLA clock
 region's business calendar; collective incidents; the staff queue."""
 
 
-def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
+def build_deps(ctx: ServiceContext, settings: CasesSettings, metrics: CasesMetrics | None = None) -> CasesDeps:
     default_rules = SeverityRules.default()
 
     @cache
@@ -62,7 +62,7 @@ def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
         severity_rules_for=severity_rules_for,
         collective_rules=CollectiveRules(settings.collective_min_customers, settings.collective_crisis_customers,
                                          timedelta(hours=settings.collective_window_hours)),
-        metrics=CasesMetrics(ctx.registry),
+        metrics=metrics or CasesMetrics(ctx.registry),
         dissatisfied_return_visit=settings.dissatisfied_return_visit,
     )
 

@@ -80,13 +80,17 @@ class ContactBatchStore:
         """First sight of each contact; one seen before stays as it is."""
         await insert_new(self.db[CONTACTS], docs)
 
-    async def numbers_for(self, wanted: Sequence[tuple[str, str, int]]) -> dict[str, str]:
+    async def numbers_for(self, wanted: Sequence[tuple[str, str, int]], *, may_have: Iterable[str] = ()
+                          ) -> dict[str, str]:
         """A number for each (case id, region, year): the one it already has, else the next
         of its region and year, one counter claim per region and year for the whole batch.
         As in `CaseRepository.allocate_number`, the unique insert of the number decides
-        (the counter's $inc is a hint on FerretDB); a number lost to a race is a gap."""
+        (the counter's $inc is a hint on FerretDB); a number lost to a race is a gap.
+        Only the cases of `may_have` (their contact was seen by an earlier delivery) are
+        looked up first; another replica numbering a case at the same moment is caught
+        when its `case:<id>` is inserted, and its number kept."""
         numbers = self.db[CASE_NUMBERS]
-        held = await find_by_ids(numbers, [f"case:{cid}" for cid, _, _ in wanted])
+        held = await find_by_ids(numbers, [f"case:{cid}" for cid in may_have])
         out = {cid: str(held[f"case:{cid}"]["number"]) for cid, _, _ in wanted if f"case:{cid}" in held}
         pending = [w for w in wanted if w[0] not in out]
         while pending:
@@ -162,11 +166,11 @@ class ContactBatchStore:
         if not by_customer:
             return
         index = self.db[CUSTOMER_CASES]
-        known = await find_by_ids(index, by_customer, {"_id": 1})
-        raced = await insert_new(index, [{"_id": cust, "case_ids": [c.case_id for c in group]}
-                                         for cust, group in by_customer.items() if cust not in known])
+        # Most customers of a backlog have no case yet: insert, and add to those that have.
+        known = await insert_new(index, [{"_id": cust, "case_ids": [c.case_id for c in group]}
+                                         for cust, group in by_customer.items()])
         await update_by_ids(index, [(cust, {"$addToSet": {"case_ids": {"$each": [c.case_id for c in group]}}})
-                                    for cust, group in by_customer.items() if cust in known or cust in raced])
+                                    for cust, group in by_customer.items() if cust in known])
 
     async def schedule_sla(self, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> None:
         await schedule_timers(self.timers, timers)

@@ -86,15 +86,15 @@ async def schedule_timers(timers: Timers, wanted: Sequence[tuple[str, str, datet
         return
     now_bucket = int(timers.clock().timestamp() // timers.BUCKET_S)
     bucket_of = {tid: max(int(due.timestamp() // timers.BUCKET_S), now_bucket) for tid, _, due, _ in wanted}
-    existing = await find_by_ids(timers.collection, bucket_of, {"bucket": 1, "state": 1})
-    fields = {tid: {"kind": kind, "due_at": due, "payload": payload, "state": "pending", "bucket": bucket_of[tid]}
-              for tid, kind, due, payload in wanted}
-    fresh = [tid for tid in fields if tid not in existing]
-    raced = await insert_new(timers.collection, [{"_id": tid, **fields[tid]} for tid in fresh])
-    await update_by_ids(timers.collection, [(tid, {"$set": fields[tid]}) for tid in fields
-                                            if tid in existing or tid in raced])
-    enter = [tid for tid in fields if tid not in existing or existing[tid].get("bucket") != bucket_of[tid]
-             or existing[tid].get("state") != "pending"]
+    # New timers (new cases) are inserted without a read; one that exists already (a
+    # delivery again) is scheduled the single way, which moves it if it must.
+    existed = await insert_new(timers.collection, [
+        {"_id": tid, "kind": kind, "due_at": due, "payload": payload, "state": "pending", "bucket": bucket_of[tid]}
+        for tid, kind, due, payload in wanted])
+    for tid, kind, due, payload in wanted:
+        if tid in existed:
+            await timers.schedule(tid, kind, due, payload)
+    enter = [tid for tid, _, _, _ in wanted if tid not in existed]
     for bucket, ids in group_by_key(enter, lambda tid: bucket_of[tid]).items():
         # The counter's $inc is a hint (as in SlotIndex.add); the unique insert decides.
         counter = await timers.index.find_one_and_update(

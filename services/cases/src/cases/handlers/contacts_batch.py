@@ -72,12 +72,15 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
 
     routes = await _route(deps, store, contacts, known)
     case_of = {r.contact_id: r.case_id for r in routes}
-    new_ids = [r.case_id for r in routes if r.opens_new and r.case_id]
-    earlier = await store.cases(new_ids)  # opened by an earlier delivery of this batch
+    # Only a contact an earlier delivery saw can have its case opened or numbered already.
+    redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in known]
+    earlier = await store.cases(redone)
     numbers = await store.numbers_for([
         (r.case_id, c.data.region, (c.data.received_at or now).astimezone(UTC).year)
-        for r, c in zip(routes, contacts, strict=True) if r.opens_new and r.case_id and r.case_id not in earlier])
+        for r, c in zip(routes, contacts, strict=True) if r.opens_new and r.case_id and r.case_id not in earlier],
+        may_have=redone)
     opened: dict[str, Case] = {}
+    after_opening: dict[str, list[Callable[[Case], Any]]] = {}  # what an opened case saw, should it exist
     stored_changes: dict[str, list[Callable[[Case], Any]]] = {}
     for route, c in zip(routes, contacts, strict=True):
         if route.case_id is None:
@@ -86,8 +89,9 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
             opened[route.case_id] = open_case(route.case_id, numbers[route.case_id],
                                               {**c.data.model_dump(mode="python"), "channel": str(c.data.channel)},
                                               c.proposal, deps.routing, now)
+            after_opening[route.case_id] = []
         elif route.case_id in opened:
-            opened[route.case_id].attach_contact(c.data.contact_id, at=now)
+            _apply(opened[route.case_id], after_opening, _attacher(c.data.contact_id, now))
         elif not route.opens_new:
             stored_changes.setdefault(route.case_id, []).append(_attacher(c.data.contact_id, now))
 
@@ -103,7 +107,7 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
         for case_id in decision.case_ids:
             link = _linker(decision.incident_id, decision.severity.value, now)
             if case_id in opened:
-                link(opened[case_id])
+                _apply(opened[case_id], after_opening, link)
             else:
                 stored_changes.setdefault(case_id, []).append(link)
 
@@ -113,6 +117,9 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
         if case.case_id in inserted:
             _count(deps, events)
             log.info("case opened", extra={"case_id": case.case_id, "case_number": case.case_number, "by": SYSTEM})
+    for case_id in opened.keys() - inserted:  # opened meanwhile by another replica: change it as stored
+        stored_changes[case_id] = [*after_opening[case_id], *stored_changes.get(case_id, ())]
+        earlier.update(await store.cases([case_id]))
     await store.list_under_customers(list(earlier.values()))  # an earlier delivery may have died before it
     await store.schedule_sla(_timers([*(c for c, _ in written if c.case_id in inserted), *earlier.values()]))
     await _change_stored(deps, stored_changes)
@@ -152,6 +159,11 @@ def _buckets_to_read(deps: CasesDeps, facts: list[coll.ContactFact]) -> list[str
             for day in days_between(fact.received_at - window, fact.received_at + window):
                 wanted[fact_bucket(key, day)] = None
     return list(wanted)
+
+
+def _apply(case: Case, log_of: dict[str, list[Callable[[Case], Any]]], command: Callable[[Case], Any]) -> None:
+    command(case)
+    log_of[case.case_id].append(command)
 
 
 def _attacher(contact_id: str, now: Any) -> Callable[[Case], None]:

@@ -76,9 +76,9 @@ class ContactBatchStore:
 
     # ------------------------------------------------------------------------ writes
 
-    async def record_contacts(self, docs: Sequence[dict[str, Any]]) -> None:
-        """First sight of each contact; one seen before stays as it is."""
-        await insert_new(self.db[CONTACTS], docs)
+    async def record_contacts(self, docs: Sequence[dict[str, Any]]) -> set[str]:
+        """First sight of each contact; one seen before stays as it is. Returns those."""
+        return await insert_new(self.db[CONTACTS], docs)
 
     async def numbers_for(self, wanted: Sequence[tuple[str, str, int]], *, may_have: Iterable[str] = ()
                           ) -> dict[str, str]:
@@ -140,10 +140,12 @@ class ContactBatchStore:
 
         def place_all(group: list[tuple[dict[str, Any], dict[str, Any]]]) -> Change:
             def change(bucket: dict[str, Any] | None) -> dict[str, Any] | None:
-                out = None
-                for doc, _ in group:
-                    out = placed(out or bucket, doc["_id"], {**queue_row(doc), "rev": 0}) or out
-                return out
+                # Only the new rows travel (`rows.<case id>`): a bucket holds hundreds.
+                rows = {f"rows.{doc['_id']}": {**queue_row(doc), "rev": 0} for doc, _ in group
+                        if placed(bucket, doc["_id"], {"rev": 0}) is not None}
+                if bucket is None:
+                    return {"rows": {k.removeprefix("rows."): v for k, v in rows.items()}, "gone": {}}
+                return rows or None
             return change
 
         queue = self.db[QUEUE]

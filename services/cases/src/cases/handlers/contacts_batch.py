@@ -56,24 +56,25 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     first: dict[str, ContactReceived] = {}
     for data in items:
         first.setdefault(data.contact_id, data)  # the same event twice in a batch: once
-    known = await store.contacts([*first, *(d.duplicate_of for d in first.values() if d.duplicate_of)])
+    now = deps.now()
+    prepared = {cid: _Contact(d, *prepare_contact(deps, d)) for cid, d in first.items()}
+    # Recorded first, read only if seen before: on a first delivery nothing is read.
+    seen = await store.record_contacts([c.doc for c in prepared.values()])
+    known = await store.contacts([*seen, *(d.duplicate_of for d in first.values() if d.duplicate_of)])
     result: dict[str, str | None] = {}
-    todo = []
-    for contact_id, data in first.items():
+    contacts = []
+    for contact_id, c in prepared.items():
         if known.get(contact_id, {}).get("handled"):
             result[contact_id] = known[contact_id].get("case_id")  # delivered again: done
         else:
-            todo.append(data)
-    if not todo:
+            contacts.append(c)
+    if not contacts:
         return result
-    now = deps.now()
-    contacts = [_Contact(d, *prepare_contact(deps, d)) for d in todo]
-    await store.record_contacts([c.doc for c in contacts])
 
     routes = await _route(deps, store, contacts, known)
     case_of = {r.contact_id: r.case_id for r in routes}
     # Only a contact an earlier delivery saw can have its case opened or numbered already.
-    redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in known]
+    redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in seen]
     earlier = await store.cases(redone)
     numbers = await store.numbers_for([
         (r.case_id, c.data.region, (c.data.received_at or now).astimezone(UTC).year)

@@ -3,47 +3,39 @@
 (a) The outbox relay: N aggregate documents, each with one pending event written by
     `new_document_with_outbox`, drained by `OutboxRelay.relay_once` to a topic, against a
     plain idempotent acks=all AIOKafkaProducer sending the same N encoded events.
-(b) The effectively-once consumer: N events on a 6-partition topic consumed through
-    `subscribe()` (FastStream, commit after success) with a handler applying one
-    increment through `apply_once` (the event id recorded in the same write), against a plain
-    AIOKafkaConsumer in a group committing after every `getmany` batch.
+(b) The effectively-once consumer (`bench.runtime_consumer`): N events on a 6-partition
+    topic consumed in batches by the service consumer applying one increment per event
+    through `apply_once_many`, against raw aiokafka consume and the store's raw bulk insert.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from crm_contracts.envelope import CloudEvent
 from crm_contracts.examples import example_event
-from crm_contracts.registry import parse_event
 from crm_devstack.topics import ensure_topics
-from crm_runtime.idempotency import apply_once
-from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, encode_event, subscribe
+from crm_runtime.kafka import create_broker, encode_event
 from crm_runtime.leases import Lease
 from crm_runtime.mongo import create_client
 from crm_runtime.outbox import MARKERS, OutboxRelay, OutgoingEvent, new_document_with_outbox
-from crm_runtime.testing import make_event
 from prometheus_client import CollectorRegistry
 
 from bench.common import (
     Headline,
     Section,
     Stopwatch,
-    chinese_name,
-    mobile,
     num,
     per_s,
     ratio_text,
-    raw_consume,
     raw_produce,
     table,
     topic_total,
 )
+from bench.runtime_consumer import effectively_once
 
 CALL = "crm.partner.hotline.call-recorded.v1"
 SUMMARIES = ["业主来电反映卫生间天花板漏水，要求尽快维修", "投诉地下车库照明长期不亮", "咨询交房时间和办理流程",
@@ -70,8 +62,11 @@ async def run(stack: Any, quick: bool) -> Section:
     section.headlines = [
         Headline("runtime: outbox relay", "OutboxRelay.relay_once until 0 (FerretDB → Kafka)", relay_rate,
                  "AIOKafkaProducer acks=all, idempotent, pipelined", raw_produce_rate),
-        Headline("runtime: effectively-once consumer", "subscribe() + apply_once (event id recorded in the same write)",
-                 consumer_rates["platform"], "AIOKafkaConsumer, group, commit per getmany", consumer_rates["raw"]),
+        Headline("runtime: effectively-once consumer",
+                 "service consumer, batches + apply_once_many (event ids recorded in the same write)",
+                 consumer_rates["platform"],
+                 f"slower of raw AIOKafkaConsumer ({num(consumer_rates['raw'])}/s) and raw FerretDB insert_many "
+                 f"({num(consumer_rates['raw_store'])}/s)", consumer_rates["limit"]),
     ]
     section.details = [
         "**(a) Outbox relay**", "", *relay_rows, "",
@@ -195,90 +190,3 @@ async def outbox_relay(stack: Any, db: Any, run_id: str, n: int) -> tuple[float,
           f"({on_topic:,} messages), none left pending. Untimed set-up: {n:,} documents and markers "
           f"inserted in bulk in {setup_s:.1f} s ({num(per_s(n, setup_s))} documents/s)."]
     return relay_rate, raw_rate, rows
-
-
-async def effectively_once(stack: Any, db: Any, run_id: str, n: int) -> tuple[dict[str, float], list[str]]:
-    topic = f"bench.consume.{run_id}"
-    await ensure_topics(stack.bootstrap, [topic], partitions=6)
-    rng = random.Random(2)
-    aggregates = max(1, n // 10)
-    messages = []
-    for i in range(n):
-        subject = f"agg-{i % aggregates:06d}"
-        event = make_event(CALL, {"call_id": f"call-{run_id}-{i}", "caller_phone": mobile(rng),
-                                  "started_at": "2026-03-01T09:30:00+08:00", "duration_s": rng.randint(20, 900),
-                                  "summary": f"{chinese_name(rng)}：{rng.choice(SUMMARIES)}"}, subject=subject)
-        messages.append((subject.encode(), encode_event(event)))
-    await raw_produce(stack.bootstrap, topic, messages)  # untimed: the input
-
-    raw = await raw_consume(stack.bootstrap, topic, n, f"bench-raw-{run_id}")
-
-    async def apply(collection: Any, event: CloudEvent) -> None:
-        await apply_once(collection, event.subject, event.id, {"$inc": {"n": 1}})
-
-    # Middle row: the same parse and store write from a plain consumer, no framework.
-    from aiokafka import AIOKafkaConsumer
-
-    plain_coll = db["effects_plain"]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.bootstrap, group_id=f"bench-plain-{run_id}",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    seen, first = 0, None
-    try:
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-            if batch and first is None:
-                first = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    event, _ = parse_event(record.value)
-                    await apply(plain_coll, event)
-                    seen += 1
-            if batch:
-                await consumer.commit()
-        plain_s = time.perf_counter() - (first or time.perf_counter())
-    finally:
-        await consumer.stop()
-
-    # The platform: subscribe() on a FastStream broker, as every service does.
-    effects = db["effects"]
-    done = asyncio.Event()
-    count = 0
-    first_at: float | None = None
-
-    async def on_call(event: CloudEvent, data: Any) -> None:
-        nonlocal count, first_at
-        if first_at is None:
-            first_at = time.perf_counter()
-        await apply(effects, event)
-        count += 1
-        if count >= n:
-            done.set()
-
-    broker = create_broker(stack.bootstrap, service="bench", registry=CollectorRegistry())
-    subscribe(broker, Subscription(topic).on(CALL, on_call), group_id=f"bench-eo-{run_id}",
-              dead_letters=DeadLetters(broker, "bench"), policy=DeliveryPolicy())
-    started = Stopwatch()
-    await broker.start()
-    try:
-        await asyncio.wait_for(done.wait(), timeout=max(600, n / 20))
-        platform_s = time.perf_counter() - (first_at or time.perf_counter())
-        total_s = started.s
-    finally:
-        await broker.stop()
-    stored = [d async for d in await effects.aggregate([{"$group": {"_id": None, "n": {"$sum": "$n"}}}])]
-    assert stored and stored[0]["n"] == n, stored
-
-    rates = {"raw": raw.rate, "plain": per_s(n, plain_s), "platform": per_s(n, platform_s)}
-    rows = table(["path", "events", "seconds", "events/s", "÷ raw"], [
-        ("raw AIOKafkaConsumer (group, commit per getmany batch)", f"{n:,}", f"{raw.from_first_s:.2f}",
-         num(rates["raw"]), "1"),
-        ("plain AIOKafkaConsumer + parse_event + the same apply_once, commit per batch",
-         f"{n:,}", f"{plain_s:.1f}", num(rates["plain"]), ratio_text(rates["plain"] / rates["raw"])),
-        ("subscribe() (FastStream, contract, retries/DLQ, commit after success) + apply_once",
-         f"{n:,}", f"{platform_s:.1f}", num(rates["platform"]), ratio_text(rates["platform"] / rates["raw"])),
-    ]) + ["", f"Timed from the first delivered message to the last effect stored; starting the consumers "
-          f"(joining the group) is not included: {raw.from_start_s - raw.from_first_s:.1f} s for the raw consumer, "
-          f"{total_s - platform_s:.1f} s for the platform. {aggregates:,} aggregate documents hold the {n:,} "
-          f"effects (sum of counters checked = {n:,})."]
-    return rates, rows

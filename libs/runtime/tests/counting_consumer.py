@@ -1,7 +1,10 @@
 """A consumer process for the crash tests: it applies each event's effect (one increment
 of a counter) effectively once, through the shared subscription and idempotency code.
 
-    python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP
+    python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP [batch KEYS]
+
+With `batch`: a batch subscription applying its events with `apply_once_many`, in slices
+of 50 with a pause between, so a kill lands between two writes of one batch.
 """
 
 from __future__ import annotations
@@ -10,14 +13,23 @@ import asyncio
 import signal
 import sys
 
-from crm_runtime.idempotency import apply_once
-from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
+from crm_runtime.idempotency import apply_once, apply_once_many
+from crm_runtime.kafka import (
+    BatchSubscription,
+    DeadLetters,
+    DeliveryPolicy,
+    Subscription,
+    create_broker,
+    subscribe,
+    subscribe_batch,
+)
 from crm_runtime.mongo import create_client
 
 EVENT_TYPE = "crm.partner.hotline.call-recorded.v1"
 
 
-async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, group: str) -> None:
+async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, group: str,
+               mode: str = "single", keys: str = "10") -> None:
     client = create_client(mongodb_url, app_name="counting-consumer")
     counters = client[database]["counters"]
     broker = create_broker(bootstrap, service="counting")
@@ -27,8 +39,18 @@ async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, grou
         await apply_once(counters, key, event.id, {"$inc": {"n": 1}})
         await asyncio.sleep(0.002)  # a little work, so a kill lands mid-stream
 
-    subscribe(broker, Subscription(topic).on(EVENT_TYPE, on_call), group_id=group,
-              dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
+    async def on_calls(batch) -> None:
+        items = [(int(event.subject) % int(keys), event.id, {"$inc": {"n": 1}}) for event, _ in batch]
+        for start in range(0, len(items), 50):
+            await apply_once_many(counters, items[start:start + 50])
+            await asyncio.sleep(0.02)
+
+    if mode == "batch":
+        subscribe_batch(broker, BatchSubscription(topic, (EVENT_TYPE,), on_calls), group_id=group,
+                        dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
+    else:
+        subscribe(broker, Subscription(topic).on(EVENT_TYPE, on_call), group_id=group,
+                  dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await broker.start()
@@ -38,4 +60,4 @@ async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, grou
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:8]))

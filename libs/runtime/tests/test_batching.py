@@ -138,3 +138,15 @@ async def test_a_claim_left_by_a_writer_that_died_is_waited_out_not_failed(db):
     await db[CLAIMS].insert_one({"_id": f"{effects.name}/a@2", "at": datetime.now(UTC) - timedelta(seconds=9)})
     assert await apply_once_many(effects, [("a", "e1", {"$inc": {"n": 1}})]) == [True]
     assert (await effects.find_one({"_id": "a"}))["n"] == 2
+
+
+@pytest.mark.stack
+async def test_a_document_written_by_another_writer_since_the_last_batch_loses_nothing(db):
+    effects = db["effects"]
+    assert await apply_once_many(effects, [("a", "e1", {"$inc": {"n": 1}})]) == [True]
+    # Another replica (or the per-event path) writes the document meanwhile.
+    assert await apply_once(effects, "a", "e2", {"$inc": {"n": 10}})
+    assert await apply_once_many(effects, [("a", "e2", {"$inc": {"n": 10}}), ("a", "e3", {"$inc": {"n": 100}})]) == [
+        False, True]
+    doc = await effects.find_one({"_id": "a"})
+    assert (doc["n"], doc[APPLIED]) == (111, ["e1", "e2", "e3"])

@@ -31,14 +31,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_runtime.auth import TokenVerifier
+from crm_runtime.consuming import subscribe_service
 from crm_runtime.kafka import (
     BatchSubscription,
     DeadLetters,
     DeliveryPolicy,
     Subscription,
     create_broker,
-    subscribe,
-    subscribe_batch,
 )
 from crm_runtime.leases import Lease, TimerHandler, Timers, replica_id
 from crm_runtime.logging import configure_logging
@@ -128,12 +127,10 @@ def create_service_app(
         violations=Counter("crm_contract_violations_total",
                            "Messages refused by the contract (dead-lettered at once)", ["topic"], registry=registry))
     policy = DeliveryPolicy(settings.handler_max_attempts, settings.handler_retry_backoff_s)
-    for subscription in wiring.subscriptions:
-        subscribe(broker, subscription, group_id=settings.consumer_group,
-                  dead_letters=dead_letters, policy=policy, ignore_types=wiring.ignore_types)
-    for batch_subscription in wiring.batch_subscriptions:
-        subscribe_batch(broker, batch_subscription, group_id=settings.consumer_group,
-                        dead_letters=dead_letters, policy=policy)
+    # One consumer for all the service's topics: a start or a stop is one rebalance.
+    subscribe_service(broker, wiring.subscriptions, wiring.batch_subscriptions,
+                      group_id=settings.consumer_group, dead_letters=dead_letters, policy=policy,
+                      ignore_types=wiring.ignore_types)
 
     if wiring.outbox_collections:
         ctx.relay = OutboxRelay(

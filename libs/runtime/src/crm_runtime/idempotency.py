@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +62,22 @@ async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, e
 # --------------------------------------------------------------------------- batch form
 # One batch of events: per document one read, one claim (all claims inserted in one
 # command), one write (all in few `bulk_write`s), instead of ~4 round trips per event.
+
+# What this process last wrote to a document (its revision and applied ids) saves reading it
+# again in the next batch: a consumer owns its partitions, hence its aggregates, so that is
+# nearly always still true, and when it is not (another writer, a rebalance) the claim of
+# rev+1 is refused and the document takes the per-document path, which reads it. Bounded in
+# size, and in age so that no entry outlives the claims (kept a day) that make it safe.
+KNOWN_DOCS = 20_000
+KNOWN_FOR_S = 600.0
+_known: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderedDict[Any, tuple[float, int, list[str]]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _known_of(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, tuple[float, int, list[str]]]:
+    per_client = _known.setdefault(collection.database.client, {})
+    return per_client.setdefault((collection.database.name, collection.name), OrderedDict())
+
 
 FOLDABLE = {"$inc", "$set", "$max", "$min", "$push", "$addToSet", "$unset"}
 CLAIM_WAIT_S = STALE_AFTER.total_seconds() + 5  # a dead writer's claim is broken after STALE_AFTER
@@ -126,14 +144,17 @@ async def apply_once_many(
 
     Per document: read once, drop event ids already in `applied_events`, fold the remaining
     updates in order (`fold_updates`), claim the next revision (all claims in one insert),
-    check the revision once more, and write once (all writes in few `bulk_write`s). A
+    and write once (all writes in few `bulk_write`s). A
     document whose claim or check conflicts, or whose updates do not fold, takes the
     per-document path (`apply_once` event by event), waiting out a claim left by a writer
     that died. Same guarantee as `apply_once`: each event id applied once, also on FerretDB.
     """
     results = [False] * len(items)
     by_doc = group_by_key(range(len(items)), lambda i: items[i][0])
-    docs = await find_by_ids(collection, by_doc, {APPLIED: 1, REV: 1})
+    known, fresh_after = _known_of(collection), time.monotonic() - KNOWN_FOR_S
+    cached = {d: known[d] for d in by_doc if d in known and known[d][0] > fresh_after}
+    docs = await find_by_ids(collection, [d for d in by_doc if d not in cached], {APPLIED: 1, REV: 1})
+    docs.update({d: {"_id": d, REV: rev, APPLIED: applied} for d, (_, rev, applied) in cached.items()})
     missing = [doc_id for doc_id in by_doc if doc_id not in docs]
     slow: set[Any] = await insert_new(collection, [{"_id": d, APPLIED: [], REV: 0} for d in missing])
     for doc_id in missing:
@@ -162,20 +183,26 @@ async def apply_once_many(
         update["$set"] = {**update["$set"], APPLIED: [*applied, *(items[i][1] for i in fresh)][-KEEP_APPLIED:],
                           REV: rev + 1}
         planned[doc_id] = (rev, update, fresh)
+    for doc_id in [*slow, *planned]:
+        known.pop(doc_id, None)  # until written, what we knew may be wrong
 
     now = datetime.now(UTC)
     claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _, _) in planned.items()}
     taken = await insert_new(collection.database[CLAIMS], [{"_id": c, "at": now} for c in claim_of.values()])
-    # Holding the claims, check the revisions again (FerretDB may have answered the first
-    # read from an older snapshot), as `write_revision` does.
-    held = [d for d in planned if claim_of[d] not in taken]
-    current = await find_by_ids(collection, held, {REV: 1})
-    ready = [d for d in held if d in current and int(current[d].get(REV, 0)) == planned[d][0]]
-    slow.update(d for d in planned if d not in ready)
+    # No second read of the revisions, unlike `write_revision`: a document that moved past
+    # the revision we read did so through the claim of rev+1, which is kept for a day, so
+    # our claim would have been refused. (FerretDB may answer that second read from an
+    # older snapshot anyway: the claim is the guard.) It halves the reads of a batch.
+    ready = [d for d in planned if claim_of[d] not in taken]
+    slow.update(d for d in planned if claim_of[d] in taken)
     await update_by_ids(collection, [(d, planned[d][1]) for d in ready])
+    written_at = time.monotonic()
     for d in ready:
         for i in planned[d][2]:
             results[i] = True
+        known[d] = (written_at, planned[d][0] + 1, planned[d][1]["$set"][APPLIED])
+    while len(known) > KNOWN_DOCS:
+        known.popitem(last=False)
 
     async def one_by_one(doc_id: Any, indexes: Sequence[int]) -> None:
         for i in indexes:

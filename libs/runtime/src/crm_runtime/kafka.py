@@ -17,7 +17,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from crm_contracts.envelope import CloudEvent
@@ -106,10 +105,11 @@ class Subscription:
 
     topic: str
     handlers: dict[str, EventHandler] = field(default_factory=dict)
-    # Consumers of this topic in the process, each with partitions of its own, so events
-    # of different partitions are handled side by side while each partition keeps its
-    # order (and its events' keys, their aggregate's order). Handlers must already be
-    # safe against a concurrent writer: another replica is one.
+    # How many of this topic's message keys are handled side by side. In a service
+    # (`crm_runtime.consuming.subscribe_service`, one consumer for all its topics): keys of
+    # one delivered batch, each key's events in offset order (a key is an aggregate, so its
+    # order is kept). With `subscribe` alone: FastStream workers, each with partitions of
+    # its own. Handlers must already be safe against a concurrent writer: another replica is one.
     workers: int = 1
 
     def on(self, event_type: str, handler: EventHandler) -> Subscription:
@@ -221,7 +221,7 @@ def subscribe(
             return  # dead-lettered, then the commit failed: this is the same message again
         parsed = read_event(record.value)
         if isinstance(parsed, str):
-            await dead_letters.send(msg, parsed, attempts=1)
+            await dead_letters.send_record(record, parsed, 1)
             return
         event, data = parsed
         handler = handlers.get(event.type)
@@ -229,7 +229,7 @@ def subscribe(
             if event.type not in ignored:
                 log.debug("no handler for %s on %s", event.type, subscription.topic)
             return
-        await _run_with_retries(handler, event, data, msg, dead_letters, policy)
+        await run_with_retries(handler, event, data, record, dead_letters, policy)
 
     broker.subscriber(
         subscription.topic,
@@ -275,11 +275,14 @@ def subscribe_batch(
     dead_letters: DeadLetters,
     policy: DeliveryPolicy,
 ) -> None:
-    """Like `subscribe`, a batch at a time; offsets are committed after the whole batch.
+    """Like `subscribe`, a batch at a time (everything one `getmany` returns, at most
+    `max_records`); offsets are committed after the whole batch's effects are stored.
 
-    Contract violations are dead-lettered one by one. A batch whose handler keeps failing
-    is retried event by event, so one poison event is dead-lettered and the rest applied;
-    the handler must therefore be idempotent per event, as every handler is.
+    Contract violations are dead-lettered one by one, each once. A batch whose handler
+    keeps failing is split in halves until the failing event is alone and dead-lettered,
+    the rest applied; the handler must therefore be idempotent per event (a part of the
+    batch may have been stored before the failure), as every handler is, so a batch
+    delivered again changes nothing.
     """
     for type_ in subscription.event_types:
         spec_for(type_)
@@ -297,21 +300,7 @@ def subscribe_batch(
             event, data = parsed
             if event.type in subscription.event_types:
                 batch.append((event, data, record))
-        if not batch:
-            return
-        try:
-            await _with_retries(lambda: subscription.handler(_handler_items(subscription, batch)), policy)
-            return
-        except Exception:
-            log.warning("batch of %d failed; applying its events one by one", len(batch))
-        for event, data, record in batch:
-            single = _handler_items(subscription, [(event, data, record)])
-            try:
-                await _with_retries(partial(subscription.handler, single), policy)
-            except PermanentError as exc:
-                await dead_letters.send_record(record, f"rejected: {exc}", 1)
-            except Exception as exc:
-                await dead_letters.send_record(record, f"{type(exc).__name__}: {exc}", policy.max_attempts)
+        await handle_batch(subscription, batch, dead_letters, policy)
 
     broker.subscriber(
         subscription.topic,
@@ -325,6 +314,44 @@ def subscribe_batch(
         decoder=_raw_decoder,
         title=f"{group_id}:{subscription.topic}:batch",
     )(consume)
+
+
+async def handle_batch(subscription: BatchSubscription, batch: list[tuple[CloudEvent, Any, Any]],
+                       dead_letters: DeadLetters, policy: DeliveryPolicy) -> None:
+    """Apply `batch` (valid events of the subscription's types, in offset order) through
+    the handler, `max_records` at a time; returns once every event is applied or
+    dead-lettered. Raises only when even the dead-letter topic cannot be written."""
+    for start in range(0, len(batch), subscription.max_records):
+        await _apply_or_split(subscription, batch[start:start + subscription.max_records], dead_letters,
+                              policy, whole=True)
+
+
+async def _apply_or_split(subscription: BatchSubscription, batch: list[tuple[CloudEvent, Any, Any]],
+                          dead_letters: DeadLetters, policy: DeliveryPolicy, *, whole: bool) -> None:
+    """The whole batch and a single event get the full retry policy; a part of a failed batch
+    one attempt: it is only a step towards isolating the bad event. A failing part is split
+    in halves (first half first, so one key's events keep their order) until the events
+    that fail are alone and dead-lettered: ~2·log2(n) handler calls for one poison event in n,
+    not n."""
+    if not batch:
+        return
+    single = len(batch) == 1
+    attempts = policy if whole or single else DeliveryPolicy(1, policy.backoff_s)
+    try:
+        await _with_retries(lambda: subscription.handler(_handler_items(subscription, batch)), attempts)
+        return
+    except PermanentError as exc:
+        if single:
+            await dead_letters.send_record(batch[0][2], f"rejected: {exc}", 1)
+            return
+    except Exception as exc:
+        if single:
+            await dead_letters.send_record(batch[0][2], f"{type(exc).__name__}: {exc}", policy.max_attempts)
+            return
+        log.warning("batch of %d failed (%s); splitting it", len(batch), type(exc).__name__)
+    middle = len(batch) // 2
+    await _apply_or_split(subscription, batch[:middle], dead_letters, policy, whole=False)
+    await _apply_or_split(subscription, batch[middle:], dead_letters, policy, whole=False)
 
 
 def _handler_items(subscription: BatchSubscription, batch: list[tuple[CloudEvent, Any, Any]]) -> list[Any]:
@@ -346,11 +373,11 @@ async def _with_retries(action: Callable[[], Awaitable[None]], policy: DeliveryP
             await asyncio.sleep(policy.backoff_s * (2 ** (attempt - 1)))
 
 
-async def _run_with_retries(
+async def run_with_retries(
     handler: EventHandler,
     event: CloudEvent,
     data: BaseModel,
-    msg: Any,
+    record: Any,
     dead_letters: DeadLetters,
     policy: DeliveryPolicy,
 ) -> None:
@@ -361,11 +388,11 @@ async def _run_with_retries(
             await handler(event, data)
             return
         except PermanentError as exc:
-            await dead_letters.send(msg, f"rejected: {exc}", attempts=attempt)
+            await dead_letters.send_record(record, f"rejected: {exc}", attempt)
             return
         except Exception as exc:
             if attempt >= policy.max_attempts:
-                await dead_letters.send(msg, f"{type(exc).__name__}: {exc}", attempts=attempt)
+                await dead_letters.send_record(record, f"{type(exc).__name__}: {exc}", attempt)
                 return
             log.warning(
                 "handler failed, retrying",

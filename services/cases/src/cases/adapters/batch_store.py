@@ -20,7 +20,7 @@ from crm_runtime.outbox import Outbox, OutgoingEvent
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from cases.adapters.bulk import Change, insert_with_outbox, schedule_timers, update_documents
+from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
 from cases.adapters.queue import QUEUE, REPAIRS, placed, queue_row
 from cases.adapters.store import CASE_NUMBERS, CASES, CONTACTS, COUNTERS, CUSTOMER_CASES, FACTS, _fact, case_document
@@ -53,22 +53,23 @@ class ContactBatchStore:
     # ------------------------------------------------------------------------ reads
 
     async def contacts(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await find_by_ids(self.db[CONTACTS], ids, {"handled": 1, "case_id": 1})
+        return await find_by_ids(self.db[CONTACTS], ids, {"handled": 1, "case_id": 1}, concurrency=READS)
 
     async def open_cases_of(self, customer_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Each customer's open cases (region, category, project), as stored."""
-        index = await find_by_ids(self.db[CUSTOMER_CASES], customer_ids)
+        index = await find_by_ids(self.db[CUSTOMER_CASES], customer_ids, concurrency=READS)
         ids = [cid for doc in index.values() for cid in doc.get("case_ids", [])]
-        found = await find_by_ids(self.db[CASES], ids, {"is_open": 1, "category": 1, "project": 1, "region": 1})
+        found = await find_by_ids(self.db[CASES], ids, {"is_open": 1, "category": 1, "project": 1, "region": 1},
+                                  concurrency=READS)
         return {customer: [found[cid] for cid in doc.get("case_ids", []) if cid in found and found[cid].get("is_open")]
                 for customer, doc in index.items()}
 
     async def cases(self, case_ids: Iterable[str]) -> dict[str, Case]:
-        docs = await find_by_ids(self.db[CASES], case_ids, {"outbox": 0})
+        docs = await find_by_ids(self.db[CASES], case_ids, {"outbox": 0}, concurrency=READS)
         return {cid: case_from_doc(doc) for cid, doc in docs.items()}
 
     async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await find_by_ids(self.db[FACTS], bucket_ids)
+        return await find_by_ids(self.db[FACTS], bucket_ids, concurrency=READS)
 
     @staticmethod
     def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
@@ -90,7 +91,7 @@ class ContactBatchStore:
         looked up first; another replica numbering a case at the same moment is caught
         when its `case:<id>` is inserted, and its number kept."""
         numbers = self.db[CASE_NUMBERS]
-        held = await find_by_ids(numbers, [f"case:{cid}" for cid in may_have])
+        held = await find_by_ids(numbers, [f"case:{cid}" for cid in may_have], concurrency=READS)
         out = {cid: str(held[f"case:{cid}"]["number"]) for cid, _, _ in wanted if f"case:{cid}" in held}
         pending = [w for w in wanted if w[0] not in out]
         while pending:
@@ -105,7 +106,7 @@ class ContactBatchStore:
             won = {cid: n for cid, n in claimed.items() if n not in lost}
             tied = await insert_new(numbers, [{"_id": f"case:{cid}", "number": n} for cid, n in won.items()])
             if tied:  # another delivery of the same contact numbered it meanwhile: keep that one
-                theirs = await find_by_ids(numbers, tied)
+                theirs = await find_by_ids(numbers, tied, concurrency=READS)
                 for key, doc in theirs.items():
                     cid = key.removeprefix("case:")
                     await numbers.delete_one({"_id": won.pop(cid), "case_id": cid})  # ours is a gap

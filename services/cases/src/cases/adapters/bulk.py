@@ -28,6 +28,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
 CONFLICT_ROUNDS = 5  # a shared document whose claim keeps losing goes the single way
+# Reads by `_id` side by side: more in flight keeps FerretDB busy while each waits on SQLite
+# (16 is the runtime's default); well under its 100 connections, which requests share.
+READS = 32
 
 
 async def update_documents(collection: AsyncCollection[dict[str, Any]], changes: Mapping[Any, Change], *,
@@ -40,7 +43,7 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
         return
     docs = dict(loaded or {})
     missing = [doc_id for doc_id in changes if doc_id not in docs]
-    docs.update(await find_by_ids(collection, missing))
+    docs.update(await find_by_ids(collection, missing, concurrency=READS))
     creates, planned = [], {}
     for doc_id, change in changes.items():
         doc = docs.get(doc_id)
@@ -58,7 +61,7 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
     held = [d for d in planned if claim_of[d] not in taken]
     # Holding the claims, check the revisions again, as write_revision does (FerretDB may
     # have answered the first read from an older snapshot).
-    current = await find_by_ids(collection, held, {REV: 1})
+    current = await find_by_ids(collection, held, {REV: 1}, concurrency=READS)
     ready = [d for d in held if d in current and int(current[d].get(REV, 0)) == planned[d][0]]
     slow.update(d for d in planned if d not in ready)
     await update_by_ids(collection, [(d, {"$set": {**planned[d][1], REV: planned[d][0] + 1}}) for d in ready])

@@ -160,3 +160,22 @@ async def test_a_poison_message_in_a_batch_from_kafka_is_dead_lettered_alone(sta
     assert len(dead) == 1 and dead[0].headers["crm-dlq-error"].startswith("contract: ")
     for contact_id in sent:
         assert await db["cases"].find_one({"_id": case_id_for(contact_id)}, {"_id": 1}) is not None
+
+
+async def test_a_contact_that_fails_in_a_batch_is_dead_lettered_alone_and_the_rest_is_applied(stack, cases):
+    db = cases.app.state.ctx.db
+    # A repeat of a contact whose case is gone: attaching it fails whatever the retries.
+    lost = f"lost-{uuid.uuid4().hex}"
+    await db["contacts"].insert_one({"_id": lost, "region": "chengdu", "handled": True, "case_id": "no-such-case"})
+    good = [contact_data(region="chengdu") for _ in range(6)]
+    bad = contact_data(region="chengdu", duplicate_of=lost, customer_id=None, customer_match="unknown")
+    for data in [*good[:3], bad, *good[3:]]:
+        await produce(stack.bootstrap, topics.INTAKE_CONTACTS, make_event(
+            "crm.intake.contact.received.v1", data, region="chengdu", subject=data["contact_id"]))
+    for data in good:
+        await eventually(lambda cid=data["contact_id"]: db["contacts"].find_one({"_id": cid, "handled": True}),
+                         timeout=60)
+    dead = await wait_for_messages(stack.bootstrap, topics.dlq_topic("cases"),
+                                   lambda m: m.json().get("subject") == bad["contact_id"], timeout=60)
+    assert len(dead) == 1 and "CaseNotFound" in dead[0].headers["crm-dlq-error"]
+    assert not (await db["contacts"].find_one({"_id": bad["contact_id"]}) or {}).get("handled")

@@ -337,6 +337,22 @@ def sizes(quick: bool) -> tuple[int, int, int, int, bool]:
     return small, large, rounds, backlog, os.environ.get("BENCH_CASES_SKIP_QUEUE") == "1"
 
 
+def previous_queue_lines() -> list[str]:
+    """The staff queue's table of the last run that measured it, for a run that skipped it."""
+    from bench.common import ROOT
+
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    section = text.split("<!-- bench:cases begin -->", 1)[-1].split("<!-- bench:cases end -->", 1)[0]
+    measured = next((line for line in section.splitlines() if line.startswith("Measured ")), "")
+    if "**The staff queue**" not in section:
+        return ["The staff queue part was skipped in this run (BENCH_CASES_SKIP_QUEUE=1).", ""]
+    kept = section.split("**The staff queue**", 1)[1].split("**Opening cases from a backlog**", 1)[0].strip()
+    kept = kept.split("\n", 1)[1] if kept.startswith("(") or kept.startswith(" (") else kept
+    when = measured.split(" with ", 1)[0].removeprefix("Measured ") or "an earlier run"
+    return [f"**The staff queue** (`GET /v1/cases`, p50/p99 over repeated calls; not re-run in this run, "
+            f"BENCH_CASES_SKIP_QUEUE=1: as measured {when})", "", *kept.strip().splitlines(), ""]
+
+
 SINGLE = 200  # contacts through the single-contact path, for its commands per case
 
 
@@ -358,8 +374,7 @@ async def run(stack: Any, quick: bool) -> Any:
         f"{backlog:,} contacts", rates["platform"], f"slower limit: {slower} (raw consume {rates['consume']:,.0f}/s, "
         f"raw insert {rates['insert']:,.0f}/s)", rates["raw"])]
     section.details = [*(["**The staff queue** (`GET /v1/cases`, p50/p99 over repeated calls)", "", *queue_lines, ""]
-                         if queue_lines else ["The staff queue part was skipped in this run (BENCH_CASES_SKIP_QUEUE=1)."
-                                              " Its last figures are in git history.", ""]),
+                         if queue_lines else previous_queue_lines()),
                        "**Opening cases from a backlog**", "", *opening_lines]
     section.about = __doc__ or ""
     section.seconds = clock.s

@@ -15,6 +15,7 @@ ids, numbers stay with their case, every write is idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -71,7 +72,10 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     if not contacts:
         return result
 
-    routes = await _route(deps, store, contacts, known)
+    # Two reads side by side (reads only: no bulk command runs beside another).
+    routes, buckets = await asyncio.gather(
+        _route(deps, store, contacts, known),
+        store.fact_buckets(_buckets_to_read(deps, [c.fact for c in contacts])))
     case_of = {r.contact_id: r.case_id for r in routes}
     # Only a contact an earlier delivery saw can have its case opened or numbered already.
     redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in seen]
@@ -97,7 +101,6 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
             stored_changes.setdefault(route.case_id, []).append(_attacher(c.data.contact_id, now))
 
     facts = [dataclasses.replace(c.fact, case_id=case_of[c.data.contact_id]) for c in contacts]
-    buckets = await store.fact_buckets(_buckets_to_read(deps, facts))
     decisions = detect_in_batch(store.facts_of(buckets.values()), facts, deps.collective_rules)
     region_of = {c.data.contact_id: c.data.region for c in contacts}
     incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]] = {}

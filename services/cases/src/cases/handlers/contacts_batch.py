@@ -106,8 +106,8 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]] = {}
     for fact, decision in decisions:
         region = region_of[fact.contact_id]
-        events = [*incidents.get(decision.incident_id, ({}, []))[1], *incident_events(decision, region, now)]
-        incidents[decision.incident_id] = (incident_document(decision, region, now), events)
+        announced = [*incidents.get(decision.incident_id, ({}, []))[1], *incident_events(decision, region, now)]
+        incidents[decision.incident_id] = (incident_document(decision, region, now), announced)
         for case_id in decision.case_ids:
             link = _linker(decision.incident_id, decision.severity.value, now)
             if case_id in opened:

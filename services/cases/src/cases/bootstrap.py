@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from cases import handlers
 from cases.adapters import store
+from cases.adapters.batch_store import ContactBatchStore
 from cases.adapters.incidents_query import IncidentQuery, IndexedIncidents
 from cases.adapters.metrics import CasesMetrics
 from cases.adapters.worklist import ContactWorklist
@@ -37,7 +38,7 @@ with the customer's acceptance, visited again and turned into lessons; SLA clock
 region's business calendar; collective incidents; the staff queue."""
 
 
-def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
+def build_deps(ctx: ServiceContext, settings: CasesSettings, metrics: CasesMetrics | None = None) -> CasesDeps:
     default_rules = SeverityRules.default()
 
     @cache
@@ -62,7 +63,7 @@ def build_deps(ctx: ServiceContext, settings: CasesSettings) -> CasesDeps:
         severity_rules_for=severity_rules_for,
         collective_rules=CollectiveRules(settings.collective_min_customers, settings.collective_crisis_customers,
                                          timedelta(hours=settings.collective_window_hours)),
-        metrics=CasesMetrics(ctx.registry),
+        metrics=metrics or CasesMetrics(ctx.registry),
         dissatisfied_return_visit=settings.dissatisfied_return_visit,
     )
 
@@ -98,7 +99,9 @@ def wire(settings: CasesSettings) -> Callable[[ServiceContext], Wiring]:
             await asyncio.gather(*repairing, return_exceptions=True)
 
         return Wiring(
-            subscriptions=kafka.subscriptions(deps, contact_workers=settings.contact_workers),
+            subscriptions=kafka.subscriptions(deps),
+            batch_subscriptions=kafka.batch_subscriptions(deps, ContactBatchStore(ctx.db, ctx.outbox, ctx.timers),
+                                                          max_records=settings.contact_batch),
             ignore_types=kafka.IGNORED_TYPES,
             routers=[http.build_router(deps, IncidentQuery(ctx.db))],
             outbox_collections=[store.CASES, store.INCIDENTS],

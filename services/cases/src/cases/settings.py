@@ -27,9 +27,9 @@ class CasesSettings(ServiceSettings):
     collective_window_hours: float = Field(24, validation_alias="CRM_CASES_COLLECTIVE_WINDOW_HOURS")
     # A dissatisfied return visit (score 1 or 2): "reopen" the case or open a "follow_up" case.
     dissatisfied_return_visit: str = Field("reopen", validation_alias="CRM_CASES_DISSATISFIED_RETURN_VISIT")
-    # Consumers of intake's contacts per replica, each with its own partitions: opening a
-    # case waits on a few dozen store round trips, so partitions are worked side by side.
-    contact_workers: int = Field(3, ge=1, le=32, validation_alias="CRM_CASES_CONTACT_WORKERS")
+    # Contacts from intake are handled in batches of at most this many (what one Kafka
+    # fetch returns): a backlog is opened with a few store commands per batch.
+    contact_batch: int = Field(500, ge=1, le=5000, validation_alias="CRM_CASES_CONTACT_BATCH")
     # A case write whose queue row was not moved after this long is finished by a repair
     # (its writer died in between); also how often the repair looks.
     queue_repair_after_s: float = Field(30.0, gt=0, validation_alias="CRM_CASES_QUEUE_REPAIR_AFTER_S")

@@ -35,6 +35,29 @@ async def on_contact_received(deps: CasesDeps, data: ContactReceived, event_id: 
     if known is not None and known.get("handled"):
         return known.get("case_id")  # delivered again: already done
 
+    proposal, fact, contact_doc = prepare_contact(deps, data)
+    await deps.contacts.record(contact_doc)
+
+    case_id = await _case_for_contact(deps, data, proposal)
+    if case_id is None:  # work for staff: on their list before the contact counts as handled
+        await deps.worklist.place(worklist_row({**contact_doc, "status": WorkStatus.UNANSWERED.value}), ())
+    else:
+        fact = dataclasses.replace(fact, case_id=case_id)
+    query_key = coll.query_key(fact)
+    if query_key is not None:
+        await deps.contacts.add_fact(query_key, {**contact_doc, "case_id": case_id})
+    await _detect_collective(deps, data.region, fact)
+    # Last: a crash before this line handles the contact again, and every step above is
+    # idempotent (the case id derives from the contact id).
+    await deps.contacts.mark_handled(data.contact_id, case_id,
+                                     None if case_id else WorkStatus.UNANSWERED.value)
+    return case_id
+
+
+def prepare_contact(deps: CasesDeps, data: ContactReceived,
+                    ) -> tuple[SeverityProposal, coll.ContactFact, dict[str, Any]]:
+    """The severity proposal, the collective fact and the contact's document (shared by
+    the single and the batch path)."""
     rules = deps.severity_rules_for(data.region)
     proposal = propose_severity(data.subject, data.body, SeverityContext(kind_hint=str(data.kind_hint)), rules)
     mentions_media = bool(rules.mentions("media", data.subject, data.body))
@@ -52,22 +75,7 @@ async def on_contact_received(deps: CasesDeps, data: ContactReceived, event_id: 
         "mentions_media": mentions_media, "query_key": coll.query_key(fact), "case_id": None,
         "duplicate_of": data.duplicate_of, "handled": False, "status": None, "answer": None,
     }
-    await deps.contacts.record(contact_doc)
-
-    case_id = await _case_for_contact(deps, data, proposal)
-    if case_id is None:  # work for staff: on their list before the contact counts as handled
-        await deps.worklist.place(worklist_row({**contact_doc, "status": WorkStatus.UNANSWERED.value}), ())
-    else:
-        fact = dataclasses.replace(fact, case_id=case_id)
-    query_key = coll.query_key(fact)
-    if query_key is not None:
-        await deps.contacts.add_fact(query_key, {**contact_doc, "case_id": case_id})
-    await _detect_collective(deps, data.region, fact)
-    # Last: a crash before this line handles the contact again, and every step above is
-    # idempotent (the case id derives from the contact id).
-    await deps.contacts.mark_handled(data.contact_id, case_id,
-                                     None if case_id else WorkStatus.UNANSWERED.value)
-    return case_id
+    return proposal, fact, contact_doc
 
 
 async def _case_for_contact(deps: CasesDeps, data: ContactReceived, proposal: SeverityProposal) -> str | None:
@@ -100,19 +108,7 @@ async def _detect_collective(deps: CasesDeps, region: str, fact: coll.ContactFac
     if decision is None:
         return
     now = deps.now()
-    events: list[OutgoingEvent] = []
-    if decision.new_level:
-        event_type, payload = decision.event(region, now)
-        events.append(OutgoingEvent(topics.CASES_CASES, new_event(
-            event_type, source=SOURCE, subject=decision.incident_id, region=region, data=payload,
-            id=f"{decision.incident_id}:{decision.severity.value}")))
-    await deps.incidents.upsert({
-        "_id": decision.incident_id, "region": region, "project": decision.project,
-        "building": decision.building, "category": decision.category, "severity": decision.severity.value,
-        "customer_count": decision.customer_count, "contact_ids": list(decision.contact_ids),
-        "case_ids": list(decision.case_ids), "channels": list(decision.channels),
-        "window_start": decision.window_start, "window_end": decision.window_end, "updated_at": now,
-    }, events)
+    await deps.incidents.upsert(incident_document(decision, region, now), incident_events(decision, region, now))
 
     def link(case: Case) -> None:
         if case.is_open:
@@ -120,6 +116,27 @@ async def _detect_collective(deps: CasesDeps, region: str, fact: coll.ContactFac
 
     for case_id in decision.case_ids:
         await act_on_case(deps, case_id, link)
+
+
+def incident_events(decision: coll.CollectiveDecision, region: str, now: datetime) -> list[OutgoingEvent]:
+    """The detected event, when the decision creates the incident or raises its severity;
+    its id names the level, so each level is announced once."""
+    if not decision.new_level:
+        return []
+    event_type, payload = decision.event(region, now)
+    return [OutgoingEvent(topics.CASES_CASES, new_event(
+        event_type, source=SOURCE, subject=decision.incident_id, region=region, data=payload,
+        id=f"{decision.incident_id}:{decision.severity.value}"))]
+
+
+def incident_document(decision: coll.CollectiveDecision, region: str, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": decision.incident_id, "region": region, "project": decision.project,
+        "building": decision.building, "category": decision.category, "severity": decision.severity.value,
+        "customer_count": decision.customer_count, "contact_ids": list(decision.contact_ids),
+        "case_ids": list(decision.case_ids), "channels": list(decision.channels),
+        "window_start": decision.window_start, "window_end": decision.window_end, "updated_at": now,
+    }
 
 
 # ------------------------------------------------------------------ staff's work list

@@ -1,0 +1,226 @@
+"""The store side of a batch of contacts: every read and write of `on_contacts_received`
+in a few commands per batch instead of a few dozen per contact.
+
+Same documents as the single path (store.py, queue.py, worklist.py): only the number of
+round trips changes. Reads go through `find_by_ids` (concurrent by `_id` on FerretDB,
+`$in` on MongoDB); shared documents (queue buckets, work-list buckets, collective facts)
+are written once per batch each, through revision claims (bulk.update_documents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from crm_contracts.regions import case_number
+from crm_runtime.batching import find_by_ids, group_by_key, insert_new, update_by_ids
+from crm_runtime.leases import Timers
+from crm_runtime.outbox import Outbox, OutgoingEvent
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
+from cases.adapters.documents import case_from_doc
+from cases.adapters.queue import QUEUE, REPAIRS, placed, queue_row
+from cases.adapters.store import CASE_NUMBERS, CASES, CONTACTS, COUNTERS, CUSTOMER_CASES, FACTS, _fact, case_document
+from cases.adapters.worklist import WORKLIST, _stored, _utc
+from cases.domain.collective import ContactFact
+from cases.domain.procedure import Case
+
+FACT_FIELDS = ("_id", "received_at", "project", "category", "building", "customer_id", "channel",
+               "mentions_media", "case_id")
+
+
+def fact_bucket(query_key: str, day: date) -> str:
+    return f"{query_key}|{day.isoformat()}"
+
+
+def days_between(since: datetime, until: datetime) -> list[date]:
+    days, day = [], since.astimezone(UTC).date()
+    while day <= until.astimezone(UTC).date():
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+class ContactBatchStore:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], outbox: Outbox, timers: Timers):
+        self.db = db
+        self.outbox = outbox
+        self.timers = timers
+
+    # ------------------------------------------------------------------------ reads
+
+    async def contacts(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return await find_by_ids(self.db[CONTACTS], ids, {"handled": 1, "case_id": 1}, concurrency=READS)
+
+    async def open_cases_of(self, customer_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each customer's open cases (region, category, project), as stored."""
+        index = await find_by_ids(self.db[CUSTOMER_CASES], customer_ids, concurrency=READS)
+        ids = [cid for doc in index.values() for cid in doc.get("case_ids", [])]
+        found = await find_by_ids(self.db[CASES], ids, {"is_open": 1, "category": 1, "project": 1, "region": 1},
+                                  concurrency=READS)
+        return {customer: [found[cid] for cid in doc.get("case_ids", []) if cid in found and found[cid].get("is_open")]
+                for customer, doc in index.items()}
+
+    async def cases(self, case_ids: Iterable[str]) -> dict[str, Case]:
+        docs = await find_by_ids(self.db[CASES], case_ids, {"outbox": 0}, concurrency=READS)
+        return {cid: case_from_doc(doc) for cid, doc in docs.items()}
+
+    async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return await find_by_ids(self.db[FACTS], bucket_ids, concurrency=READS)
+
+    @staticmethod
+    def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
+        return [_fact(f) for bucket in buckets for f in bucket.get("facts", [])]
+
+    # ------------------------------------------------------------------------ writes
+
+    async def record_contacts(self, docs: Sequence[dict[str, Any]]) -> set[str]:
+        """First sight of each contact; one seen before stays as it is. Returns those."""
+        return await insert_new(self.db[CONTACTS], docs)
+
+    async def numbers_for(self, wanted: Sequence[tuple[str, str, int]], *, may_have: Iterable[str] = ()
+                          ) -> dict[str, str]:
+        """A number for each (case id, region, year): the one it already has, else the next
+        of its region and year, one counter claim per region and year for the whole batch.
+        As in `CaseRepository.allocate_number`, the unique insert of the number decides
+        (the counter's $inc is a hint on FerretDB); a number lost to a race is a gap.
+        Only the cases of `may_have` (their contact was seen by an earlier delivery) are
+        looked up first; another replica numbering a case at the same moment is caught
+        when its `case:<id>` is inserted, and its number kept."""
+        numbers = self.db[CASE_NUMBERS]
+        held = await find_by_ids(numbers, [f"case:{cid}" for cid in may_have], concurrency=READS)
+        out = {cid: str(held[f"case:{cid}"]["number"]) for cid, _, _ in wanted if f"case:{cid}" in held}
+        pending = [w for w in wanted if w[0] not in out]
+        while pending:
+            claimed: dict[str, str] = {}
+            for (region, year), group in group_by_key(pending, lambda w: (w[1], w[2])).items():
+                counter = await self.db[COUNTERS].find_one_and_update(
+                    {"_id": f"{region}:{year}"}, {"$inc": {"seq": len(group)}}, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+                first = int(counter["seq"]) - len(group) + 1 if counter else 1
+                claimed.update({cid: case_number(region, year, first + i) for i, (cid, _, _) in enumerate(group)})
+            lost = await insert_new(numbers, [{"_id": n, "case_id": cid} for cid, n in claimed.items()])
+            won = {cid: n for cid, n in claimed.items() if n not in lost}
+            tied = await insert_new(numbers, [{"_id": f"case:{cid}", "number": n} for cid, n in won.items()])
+            if tied:  # another delivery of the same contact numbered it meanwhile: keep that one
+                theirs = await find_by_ids(numbers, tied, concurrency=READS)
+                for key, doc in theirs.items():
+                    cid = key.removeprefix("case:")
+                    await numbers.delete_one({"_id": won.pop(cid), "case_id": cid})  # ours is a gap
+                    out[cid] = str(doc["number"])
+            out.update(won)
+            pending = [w for w in pending if w[0] not in out]
+        return out
+
+    async def insert_cases(self, entries: Sequence[tuple[Case, list[OutgoingEvent]]]) -> set[str]:
+        """Store new cases with their events, list them in the staff queue and under their
+        customer. Returns the ids inserted now (the others existed: an earlier delivery,
+        whose repair note re-queues them if it died before queueing)."""
+        if not entries:
+            return set()
+        docs = {case.case_id: case_document(case) for case, _ in entries}
+        now = datetime.now(UTC)
+        # A note per case before it is written, as QueueIndex.note_repair (see queue.py).
+        await insert_new(self.db[REPAIRS], [{"_id": f"{cid}@0", "case_id": cid, "rev": 0, "previous": None,
+                                             "at": now} for cid in docs])
+        existed = await insert_with_outbox(self.outbox, self.db[CASES],
+                                           [(docs[case.case_id], events) for case, events in entries])
+        inserted = [doc for cid, doc in docs.items() if cid not in existed]
+        await self._queue(inserted)
+        if inserted:
+            await self.db[REPAIRS].delete_many({"_id": {"$in": [f"{d['_id']}@0" for d in inserted]}})
+        await self.list_under_customers([case for case, _ in entries])
+        return {doc["_id"] for doc in inserted}
+
+    async def _queue(self, docs: Sequence[dict[str, Any]]) -> None:
+        rows = [(doc, doc["queue_at"]) for doc in docs if doc.get("queue_at")]
+        by_bucket = group_by_key(rows, lambda r: f"{r[1]['region']}|{r[1]['hour']}")
+
+        def place_all(group: list[tuple[dict[str, Any], dict[str, Any]]]) -> Change:
+            def change(bucket: dict[str, Any] | None) -> dict[str, Any] | None:
+                # Only the new rows travel (`rows.<case id>`): a bucket holds hundreds.
+                rows = {f"rows.{doc['_id']}": {**queue_row(doc), "rev": 0} for doc, _ in group
+                        if placed(bucket, doc["_id"], {"rev": 0}) is not None}
+                if bucket is None:
+                    return {"rows": {k.removeprefix("rows."): v for k, v in rows.items()}, "gone": {}}
+                return rows or None
+            return change
+
+        queue = self.db[QUEUE]
+        await update_documents(queue, {bucket_id: place_all(group) for bucket_id, group in by_bucket.items()})
+        hours: dict[str, set[int]] = {}
+        for _, at in rows:
+            hours.setdefault(at["region"], set()).add(at["hour"])
+
+        def list_hours(new: set[int]) -> Change:
+            def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+                if doc and new <= set(doc["hours"]):
+                    return None
+                return {"hours": sorted({*(doc or {}).get("hours", []), *new})}
+            return change
+
+        await update_documents(queue, {f"hours:{region}": list_hours(new) for region, new in hours.items()})
+
+    async def list_under_customers(self, cases: Sequence[Case]) -> None:
+        by_customer = group_by_key([c for c in cases if c.customer_id], lambda c: c.customer_id)
+        if not by_customer:
+            return
+        index = self.db[CUSTOMER_CASES]
+        # Most customers of a backlog have no case yet: insert, and add to those that have.
+        known = await insert_new(index, [{"_id": cust, "case_ids": [c.case_id for c in group]}
+                                         for cust, group in by_customer.items()])
+        await update_by_ids(index, [(cust, {"$addToSet": {"case_ids": {"$each": [c.case_id for c in group]}}})
+                                    for cust, group in by_customer.items() if cust in known])
+
+    async def schedule_sla(self, timers: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> None:
+        await schedule_timers(self.timers, timers)
+
+    async def add_facts(self, facts: Sequence[tuple[str, dict[str, Any]]],
+                        loaded: dict[str, dict[str, Any]]) -> None:
+        """File each (query key, contact) under its matter and day; `loaded` holds the
+        buckets read for detection (reused, the revision claim catches a change since)."""
+        by_bucket = group_by_key(facts, lambda f: fact_bucket(f[0], f[1]["received_at"].astimezone(UTC).date()))
+
+        def add_all(group: list[tuple[str, dict[str, Any]]]) -> Change:
+            new = {c["_id"]: {k: c.get(k) for k in FACT_FIELDS} for _, c in group}
+            return lambda bucket: {"facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] not in new]
+                                   + list(new.values())}
+
+        await update_documents(self.db[FACTS], {b: add_all(g) for b, g in by_bucket.items()},
+                               loaded={b: loaded[b] for b in by_bucket if b in loaded})
+
+    async def place_work(self, rows: Sequence[dict[str, Any]]) -> None:
+        """List contacts that opened no case as unanswered work (ContactWorklist.place for
+        a first placing, all rows of a bucket at once)."""
+        if not rows:
+            return
+        rows = [{k: _stored(v) for k, v in row.items()} for row in rows]
+        by_bucket = group_by_key(rows, lambda r: f"{r['region']}|{r['status']}|"
+                                                 f"{_utc(r['received_at']).date().isoformat()}")
+
+        def put_all(group: list[dict[str, Any]]) -> Change:
+            def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+                current = (doc or {}).get("rows", {})
+                if all(current.get(r["contact_id"]) == r for r in group):
+                    return None
+                return {"rows": {**current, **{r["contact_id"]: r for r in group}}}
+            return change
+
+        worklist = self.db[WORKLIST]
+        await update_documents(worklist, {b: put_all(g) for b, g in by_bucket.items()})
+        days: dict[str, set[str]] = {}
+        for r in rows:
+            days.setdefault(f"days:{r['region']}|{r['status']}", set()).add(_utc(r["received_at"]).date().isoformat())
+        def list_days(days_id: str, new: set[str]) -> Change:
+            # Written even when listed, as ContactWorklist.place does (see its `_prune`).
+            return lambda doc: {"days": sorted({*(doc or {}).get("days", []), *new}), "touched": days_id}
+
+        await update_documents(worklist, {d: list_days(d, new) for d, new in days.items()})
+
+    async def mark_handled(self, handled: Sequence[tuple[str, str | None, str | None]]) -> None:
+        """The batch's last write (see ContactLog.mark_handled)."""
+        await update_by_ids(self.db[CONTACTS], [(cid, {"$set": {"case_id": case_id, "handled": True, "status": status}})
+                                                for cid, case_id, status in handled])

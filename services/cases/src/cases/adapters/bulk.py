@@ -1,0 +1,132 @@
+"""Batch forms of three runtime writes that `crm_runtime.batching` does not offer (yet):
+a revision-claimed read-modify-write of many shared documents, durable timers scheduled
+many at once, and aggregates inserted many at once with their outbox events.
+
+They belong next to their single forms (`crm_runtime.rmw.update_document`,
+`crm_runtime.leases.Timers.schedule`, `crm_runtime.outbox.Outbox.insert`) and write the
+same documents those do; they live here until they move to the runtime.
+
+Bulk commands go one after another, never side by side: FerretDB 1.24 holds one of its
+SQLite connections per statement until a command ends, and concurrent bulk commands
+have hung it (see crm_runtime.batching for the other limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
+from crm_runtime.leases import Timers
+from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
+from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
+from crm_runtime.rmw import update_document
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
+CONFLICT_ROUNDS = 5  # a shared document whose claim keeps losing goes the single way
+# Reads by `_id` side by side: more in flight keeps FerretDB busy while each waits on SQLite
+# (16 is the runtime's default); well under its 100 connections, which requests share.
+READS = 32
+
+
+async def update_documents(collection: AsyncCollection[dict[str, Any]], changes: Mapping[Any, Change], *,
+                           loaded: Mapping[Any, dict[str, Any]] | None = None) -> None:
+    """`update_document(collection, id, change)` for every id, in a few commands: one read
+    of all (skipped for the documents in `loaded`, read moments ago), one insert of the new
+    ones, one insert of every revision claim, one re-read of the revisions, bulk updates.
+    A document whose claim or re-check conflicts takes the single path, which retries."""
+    if not changes:
+        return
+    docs = dict(loaded or {})
+    missing = [doc_id for doc_id in changes if doc_id not in docs]
+    docs.update(await find_by_ids(collection, missing, concurrency=READS))
+    creates, planned = [], {}
+    for doc_id, change in changes.items():
+        doc = docs.get(doc_id)
+        fields = change(doc)
+        if fields is None:
+            continue
+        if doc is None:
+            creates.append({**fields, "_id": doc_id, REV: 0})
+        else:
+            planned[doc_id] = (int(doc.get(REV, 0)), dict(fields))
+    slow = set(await insert_new(collection, creates))
+    now = datetime.now(UTC)
+    claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _) in planned.items()}
+    taken = await insert_new(collection.database[CLAIMS], [{"_id": c, "at": now} for c in claim_of.values()])
+    held = [d for d in planned if claim_of[d] not in taken]
+    # Holding the claims, check the revisions again, as write_revision does (FerretDB may
+    # have answered the first read from an older snapshot).
+    current = await find_by_ids(collection, held, {REV: 1}, concurrency=READS)
+    ready = [d for d in held if d in current and int(current[d].get(REV, 0)) == planned[d][0]]
+    slow.update(d for d in planned if d not in ready)
+    await update_by_ids(collection, [(d, {"$set": {**planned[d][1], REV: planned[d][0] + 1}}) for d in ready])
+
+    async def single(doc_id: Any, _: Sequence[Any]) -> None:
+        for attempt in range(CONFLICT_ROUNDS):
+            try:
+                await update_document(collection, doc_id, changes[doc_id], attempts=50)
+                return
+            except RevisionConflict:
+                if attempt == CONFLICT_ROUNDS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2 ** attempt)  # a dead writer's claim goes stale
+
+    failures = await run_per_key({d: [d] for d in slow}, single, concurrency=8)
+    if failures:
+        raise next(iter(failures.values()))
+
+
+async def schedule_timers(timers: Timers, wanted: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> None:
+    """`timers.schedule(timer_id, kind, due_at, payload)` for each, with the same documents:
+    the timer, and its entry in the index of its minute (`<minute>#<n>`), the entries of
+    one minute taking their slots with one counter increment."""
+    if not wanted:
+        return
+    now_bucket = int(timers.clock().timestamp() // timers.BUCKET_S)
+    bucket_of = {tid: max(int(due.timestamp() // timers.BUCKET_S), now_bucket) for tid, _, due, _ in wanted}
+    # New timers (new cases) are inserted without a read; one that exists already (a
+    # delivery again) is scheduled the single way, which moves it if it must.
+    existed = await insert_new(timers.collection, [
+        {"_id": tid, "kind": kind, "due_at": due, "payload": payload, "state": "pending", "bucket": bucket_of[tid]}
+        for tid, kind, due, payload in wanted])
+    for tid, kind, due, payload in wanted:
+        if tid in existed:
+            await timers.schedule(tid, kind, due, payload)
+    enter = [tid for tid, _, _, _ in wanted if tid not in existed]
+    for bucket, ids in group_by_key(enter, lambda tid: bucket_of[tid]).items():
+        # The counter's $inc is a hint (as in SlotIndex.add); the unique insert decides.
+        counter = await timers.index.find_one_and_update(
+            {"_id": f"count:{bucket}"}, {"$inc": {"n": len(ids)}}, upsert=True, return_document=ReturnDocument.AFTER)
+        first = int(counter["n"]) - len(ids) if counter else 0
+        slots = {f"{bucket}#{first + i}": tid for i, tid in enumerate(ids)}
+        lost = await insert_new(timers.index, [{"_id": slot, "v": tid} for slot, tid in slots.items()])
+        for slot in lost:  # another writer took the slot: the single path finds a free one
+            await timers.slots.add(str(bucket), slots[slot])
+
+
+def _marker(collection: str, doc_id: Any, at: datetime) -> dict[str, Any]:
+    # The shape of `Outbox._mark`'s marker (its time too, which a batch relay may read).
+    return {"_id": f"{collection}|{doc_id}", "collection": collection, "doc_id": doc_id, "at": at}
+
+
+async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[str, Any]],
+                             entries: Sequence[tuple[dict[str, Any], Sequence[OutgoingEvent]]]) -> set[Any]:
+    """`outbox.insert(collection, document, events)` for each entry: markers (before and
+    after, as the single form), then the documents in bulk. Returns the `_id`s that
+    existed already (left as they were)."""
+    if not entries:
+        return set()
+    now = datetime.now(UTC)
+    markers = [_marker(collection.name, doc["_id"], now) for doc, events in entries if events]
+    marker_collection = collection.database[MARKERS]
+    await insert_new(marker_collection, markers)
+    existed = await insert_new(collection, [new_document_with_outbox(doc, events) for doc, events in entries])
+    await insert_new(marker_collection, [m for m in markers if m["doc_id"] not in existed])
+    if markers and outbox.notify:
+        outbox.notify()
+    return existed

@@ -1,0 +1,207 @@
+"""A batch of contacts from intake (a backlog, a storm): what `on_contact_received` does
+for one contact, for hundreds at once, with a few store commands per batch.
+
+The decisions are the single path's, taken in batch order (cases.domain.contact_batch):
+a contact joins the case an earlier contact of its customer opened in the same batch, a
+repeat follows its original, collective incidents are detected across the batch. Then
+everything is written in bulk, in an order that makes a crash anywhere harmless: the
+contacts first, then case numbers (kept by the case: `case:<id>` once given), cases with
+their events, queue rows, customer index, SLA timers, changes to cases stored before the
+batch (each through its revision check, as a staff action), collective facts and
+incidents, the work list, and last the contacts marked handled. A redelivered batch skips
+what is handled and finds the rest where the crash left it: case ids derive from contact
+ids, numbers stay with their case, every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC
+from typing import Any
+
+from crm_contracts.events.intake import ContactReceived
+from crm_runtime.batching import gather_bounded
+from crm_runtime.outbox import OutgoingEvent
+
+from cases.adapters.batch_store import ContactBatchStore, days_between, fact_bucket
+from cases.adapters.worklist import worklist_row
+from cases.deps import CasesDeps
+from cases.domain import collective as coll
+from cases.domain.contact_batch import Arrival, Route, detect_in_batch, route_contacts
+from cases.domain.contacts import OpenCaseSummary, WorkStatus, opens_case
+from cases.domain.procedure import SYSTEM, Case, open_case, settle
+from cases.domain.severity import Category, SeverityProposal
+from cases.domain.sla import next_due
+from cases.handlers.cases import SLA_TIMER, _count, act_on_case, case_id_for, outgoing
+from cases.handlers.contacts import incident_document, incident_events, prepare_contact
+
+log = logging.getLogger(__name__)
+
+STORED_CASE_CONCURRENCY = 8  # cases stored before the batch, changed one by one (revision checks)
+
+
+@dataclasses.dataclass
+class _Contact:
+    data: ContactReceived
+    proposal: SeverityProposal
+    fact: coll.ContactFact
+    doc: dict[str, Any]
+
+
+async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
+                               items: Sequence[ContactReceived]) -> dict[str, str | None]:
+    """Handle a batch of `contact.received`; returns each contact's case id (or None)."""
+    first: dict[str, ContactReceived] = {}
+    for data in items:
+        first.setdefault(data.contact_id, data)  # the same event twice in a batch: once
+    now = deps.now()
+    prepared = {cid: _Contact(d, *prepare_contact(deps, d)) for cid, d in first.items()}
+    # Recorded first, read only if seen before: on a first delivery nothing is read.
+    seen = await store.record_contacts([c.doc for c in prepared.values()])
+    known = await store.contacts([*seen, *(d.duplicate_of for d in first.values() if d.duplicate_of)])
+    result: dict[str, str | None] = {}
+    contacts = []
+    for contact_id, c in prepared.items():
+        if known.get(contact_id, {}).get("handled"):
+            result[contact_id] = known[contact_id].get("case_id")  # delivered again: done
+        else:
+            contacts.append(c)
+    if not contacts:
+        return result
+
+    # Two reads side by side (reads only: no bulk command runs beside another).
+    routes, buckets = await asyncio.gather(
+        _route(deps, store, contacts, known),
+        store.fact_buckets(_buckets_to_read(deps, [c.fact for c in contacts])))
+    case_of = {r.contact_id: r.case_id for r in routes}
+    # Only a contact an earlier delivery saw can have its case opened or numbered already.
+    redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in seen]
+    earlier = await store.cases(redone)
+    numbers = await store.numbers_for([
+        (r.case_id, c.data.region, (c.data.received_at or now).astimezone(UTC).year)
+        for r, c in zip(routes, contacts, strict=True) if r.opens_new and r.case_id and r.case_id not in earlier],
+        may_have=redone)
+    opened: dict[str, Case] = {}
+    after_opening: dict[str, list[Callable[[Case], Any]]] = {}  # what an opened case saw, should it exist
+    stored_changes: dict[str, list[Callable[[Case], Any]]] = {}
+    for route, c in zip(routes, contacts, strict=True):
+        if route.case_id is None:
+            continue
+        if route.case_id in numbers and route.opens_new:
+            opened[route.case_id] = open_case(route.case_id, numbers[route.case_id],
+                                              {**c.data.model_dump(mode="python"), "channel": str(c.data.channel)},
+                                              c.proposal, deps.routing, now)
+            after_opening[route.case_id] = []
+        elif route.case_id in opened:
+            _apply(opened[route.case_id], after_opening, _attacher(c.data.contact_id, now))
+        elif not route.opens_new:
+            stored_changes.setdefault(route.case_id, []).append(_attacher(c.data.contact_id, now))
+
+    facts = [dataclasses.replace(c.fact, case_id=case_of[c.data.contact_id]) for c in contacts]
+    decisions = detect_in_batch(store.facts_of(buckets.values()), facts, deps.collective_rules)
+    region_of = {c.data.contact_id: c.data.region for c in contacts}
+    incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]] = {}
+    for fact, decision in decisions:
+        region = region_of[fact.contact_id]
+        announced = [*incidents.get(decision.incident_id, ({}, []))[1], *incident_events(decision, region, now)]
+        incidents[decision.incident_id] = (incident_document(decision, region, now), announced)
+        for case_id in decision.case_ids:
+            link = _linker(decision.incident_id, decision.severity.value, now)
+            if case_id in opened:
+                _apply(opened[case_id], after_opening, link)
+            else:
+                stored_changes.setdefault(case_id, []).append(link)
+
+    written = [(case, settle(case, deps.policies, deps.calendar_for(case.region))) for case in opened.values()]
+    inserted = await store.insert_cases([(case, outgoing(case, events)) for case, events in written])
+    for case, events in written:
+        if case.case_id in inserted:
+            _count(deps, events)
+            log.info("case opened", extra={"case_id": case.case_id, "case_number": case.case_number, "by": SYSTEM})
+    for case_id in opened.keys() - inserted:  # opened meanwhile by another replica: change it as stored
+        stored_changes[case_id] = [*after_opening[case_id], *stored_changes.get(case_id, ())]
+        earlier.update(await store.cases([case_id]))
+    await store.list_under_customers(list(earlier.values()))  # an earlier delivery may have died before it
+    await store.schedule_sla(_timers([*(c for c, _ in written if c.case_id in inserted), *earlier.values()]))
+    await _change_stored(deps, stored_changes)
+
+    await store.add_facts([(key, {**c.doc, "case_id": case_of[c.data.contact_id]}) for c in contacts
+                           if (key := c.doc["query_key"]) is not None], buckets)
+    await gather_bounded((deps.incidents.upsert(doc, events) for doc, events in incidents.values()),
+                         concurrency=STORED_CASE_CONCURRENCY)
+    await store.place_work([worklist_row({**c.doc, "status": WorkStatus.UNANSWERED.value})
+                            for c in contacts if case_of[c.data.contact_id] is None])
+    await store.mark_handled([(c.data.contact_id, case_of[c.data.contact_id],
+                               None if case_of[c.data.contact_id] else WorkStatus.UNANSWERED.value) for c in contacts])
+    result.update(case_of)
+    return result
+
+
+async def _route(deps: CasesDeps, store: ContactBatchStore, contacts: list[_Contact],
+                 known: dict[str, dict[str, Any]]) -> list[Route]:
+    arrivals = [Arrival(contact_id=c.data.contact_id, region=c.data.region, category=c.proposal.category,
+                        opens=opens_case(str(c.data.kind_hint), c.proposal), customer_id=c.data.customer_id,
+                        project=c.data.project, duplicate_of=c.data.duplicate_of) for c in contacts]
+    customers = {a.customer_id for a in arrivals if a.customer_id and a.opens}
+    stored_open = await store.open_cases_of(customers)
+    open_cases_of = {customer: [OpenCaseSummary(d["_id"], Category(d.get("category") or "other"), d.get("project"),
+                                                d.get("region")) for d in docs]
+                     for customer, docs in stored_open.items()}
+    return route_contacts(arrivals, stored_case_of={cid: doc.get("case_id") for cid, doc in known.items()},
+                          open_cases_of=open_cases_of, new_case_id=case_id_for)
+
+
+def _buckets_to_read(deps: CasesDeps, facts: list[coll.ContactFact]) -> list[str]:
+    window = deps.collective_rules.window
+    wanted: dict[str, None] = {}
+    for fact in facts:
+        key = coll.query_key(fact)
+        if key is not None:
+            for day in days_between(fact.received_at - window, fact.received_at + window):
+                wanted[fact_bucket(key, day)] = None
+    return list(wanted)
+
+
+def _apply(case: Case, log_of: dict[str, list[Callable[[Case], Any]]], command: Callable[[Case], Any]) -> None:
+    command(case)
+    log_of[case.case_id].append(command)
+
+
+def _attacher(contact_id: str, now: Any) -> Callable[[Case], None]:
+    def attach(case: Case) -> None:
+        case.attach_contact(contact_id, at=now)
+    return attach
+
+
+def _linker(incident_id: str, severity: str, now: Any) -> Callable[[Case], None]:
+    def link(case: Case) -> None:
+        if case.is_open:
+            case.link_collective_incident(incident_id, severity, at=now, actor=SYSTEM)
+    return link
+
+
+def _timers(cases: Sequence[Case]) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """The SLA timer of each case, as `schedule_sla` sets it (a case with no clock due has
+    none to schedule: a new case always has one)."""
+    out = []
+    for case in cases:
+        due = next_due(case.clocks)
+        if due is not None:
+            out.append((f"sla:{case.case_id}", SLA_TIMER, due, {"case_id": case.case_id}))
+    return out
+
+
+async def _change_stored(deps: CasesDeps, changes: dict[str, list[Callable[[Case], Any]]]) -> None:
+    """Attach contacts to and link cases stored before the batch: per case one
+    read-modify-write with its revision check, as a staff action (cases side by side)."""
+    def run_all(commands: list[Callable[[Case], Any]]) -> Callable[[Case], None]:
+        def command(case: Case) -> None:
+            for c in commands:
+                c(case)
+        return command
+
+    await gather_bounded((act_on_case(deps, case_id, run_all(commands)) for case_id, commands in changes.items()),
+                         concurrency=STORED_CASE_CONCURRENCY)

@@ -152,6 +152,7 @@ async def run(stack: Any, quick: bool) -> Section:
     settings = NotificationsSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap, MONGODB_URL=stack.mongodb_url,
                                      CRM_DATABASE_SUFFIX=suffix, CRM_CONSUMER_GROUP=group,
                                      CRM_NOTIFICATIONS_SMS_RATE_PER_S=rate, CRM_TIMER_POLL_INTERVAL_S=0.2,
+                                     CRM_JWT_SECRET="bench-secret-of-at-least-thirty-two-bytes",
                                      CRM_LOG_LEVEL="WARNING")
     ops = StoreOps()
     monitoring.register(ops)  # before the app's client is made: it counts only the service's commands

@@ -74,6 +74,36 @@ async def test_a_message_due_at_23_is_sent_at_8_and_a_milestone_reaches_only_its
         assert done["accepted"] == 5 and done["counts"].get("suppressed") == 1
 
 
+async def test_a_broadcast_message_cancelled_after_planning_is_not_sent(stack):
+    # The sender works from the chunk's copy of its members as planned: a member changed
+    # since (here cancelled by staff) must be found changed, not sent.
+    app, clock, gw = await started(stack, datetime(2026, 12, 1, 20, 0, tzinfo=TZ))
+    project = f"p-{uuid.uuid4().hex[:6]}"
+    owners = [customer(units=[(project, "1", f"{n}01")]) for n in range(1, 4)]
+    bid = f"ms-{project}"
+    async with running_app(app) as client:
+        deps = app.state.ctx.app_deps
+        await absorbed(deps, stack, owners)
+        await eventually(lambda: _owners(deps, project, None, 3), timeout=20)
+        await produce(stack.bootstrap, topics.PARTNER_PROJECTS, make_event(
+            "crm.partner.project.milestone-reached.v1", {
+                "milestone_id": "m-3", "project": project, "project_name": "碧水湾", "milestone": "topped_out",
+                "occurred_at": clock().isoformat()}, subject=project, id=bid))
+        await eventually(lambda: deps.ledger.broadcast(bid), timeout=30)
+        mid = message_id(bid, owners[0]["customer_id"], "sms")
+        r = await client.post(f"/v1/messages/{mid}/cancel", headers=token())
+        assert r.status_code == 200, r.text
+        clock.jump_to(datetime(2026, 12, 2, 7, 59, 55, tzinfo=TZ))
+
+        async def finished():
+            p = (await client.get(f"/v1/broadcasts/{bid}", headers=token())).json()
+            return p if p["status"] == "done" else None
+        done = await eventually(finished, timeout=60)
+        assert sorted(m.to for m in gw["sms"].sent) == sorted(c["phones"][0] for c in owners[1:])
+        assert done["accepted"] == 2 and done["counts"].get("cancelled") == 1
+        assert (await client.get(f"/v1/messages/{mid}", headers=token())).json()["status"] == "cancelled"
+
+
 async def test_delivery_milestone_goes_by_letter_too(stack):
     app, clock, gw = await started(stack, datetime(2026, 12, 1, 20, 0, tzinfo=TZ))
     project = f"p-{uuid.uuid4().hex[:6]}"

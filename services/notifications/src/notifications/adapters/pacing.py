@@ -51,5 +51,9 @@ class RateLimiter:
                 continue
             future.set_result(None)
             self.granted += n
-            # No bursts after an idle spell: the next grant is n intervals after this one.
-            self._next = max(self._next, time.monotonic() - self.interval) + n * self.interval
+            # The next grant is n intervals after this one was due, so a wake-up late by up to
+            # this grant's own n intervals (a busy event loop) is made up and the rate holds on
+            # average; later than that, it was an idle spell: from now, no burst.
+            now = time.monotonic()
+            due = self._next if now - self._next <= n * self.interval else now
+            self._next = due + n * self.interval

@@ -38,9 +38,9 @@ INBOX = "inbox"
 BULK_STATEMENTS = 10
 
 
-async def bulk_update(collection: Any, updates: list[UpdateOne]) -> None:
-    for start in range(0, len(updates), BULK_STATEMENTS):
-        await collection.bulk_write(updates[start:start + BULK_STATEMENTS], ordered=False)
+async def bulk_update(collection: Any, updates: list[UpdateOne], statements: int = BULK_STATEMENTS) -> None:
+    for start in range(0, len(updates), statements):
+        await collection.bulk_write(updates[start:start + statements], ordered=False)
 
 
 async def insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:

@@ -113,9 +113,9 @@ async def run_broadcast(deps: NotificationsDeps, bid: str, lease: Lease | None =
     slots = asyncio.Semaphore(GROUPS_IN_FLIGHT)
     size = group_size(deps.limiter.rate_per_s)
 
-    async def send(mids: list[str]) -> dict[str, str] | None:
+    async def send(mids: list[str], planned: dict[str, dict[str, Any]]) -> dict[str, str] | None:
         try:
-            return await send_group(deps, mids)
+            return await send_group(deps, mids, {m: planned[m] for m in mids if m in planned})
         except Exception:
             log.exception("broadcast group failed; the next run retries it")
             return None
@@ -141,11 +141,11 @@ async def run_broadcast(deps: NotificationsDeps, bid: str, lease: Lease | None =
         for n in range(int(b.get("next_chunk", 0)), int(b.get("chunks", 0))):
             if lease is not None and not await lease.acquire_or_renew():
                 return {}  # another replica runs broadcasts now
-            ids = list(((await deps.ledger.chunk(bid, n)) or {}).get("ids", []))
+            ids, planned = await deps.ledger.chunk_members(bid, n)
             groups = []
             for start in range(0, len(ids), size):
                 await slots.acquire()
-                groups.append(asyncio.create_task(send(ids[start:start + size])))
+                groups.append(asyncio.create_task(send(ids[start:start + size], planned)))
             open_chunks.append((n, groups))
             while open_chunks and all(g.done() for g in open_chunks[0][1]):
                 if not await finish(*open_chunks.popleft()):

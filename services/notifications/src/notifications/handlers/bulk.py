@@ -35,10 +35,15 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-async def send_group(deps: NotificationsDeps, mids: list[str]) -> dict[str, str]:
+async def send_group(deps: NotificationsDeps, mids: list[str],
+                     planned: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """Send what is due of these entries (of one broadcast); returns each entry's status
-    afterwards."""
-    docs = await deps.ledger.get_many(mids)
+    afterwards. `planned`, entries as stored when planned (the chunk's copy), saves their
+    reads: a copy that is stale loses its revision claim, and that entry goes through
+    `dispatch`, which reads it. Only an open copy is used as is; any other is read."""
+    planned = planned or {}
+    copies = [dict(planned[m]) for m in mids if m in planned and planned[m].get("status") in OPEN]
+    docs = copies + await deps.ledger.get_many(m for m in mids if m not in {c["_id"] for c in copies})
     status: dict[str, str] = {mid: "missing" for mid in mids}
     contacts = await deps.directory.get_many(d["customer_id"] for d in docs if d.get("customer_id"))
     now = deps.clock()

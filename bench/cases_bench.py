@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cases import handlers
 from cases.adapters.metrics import CasesMetrics
-from cases.adapters.queue import due_hour, queue_location, queue_row
+from cases.adapters.queue import bucket_id, due_hour, queue_location, queue_row
 from cases.adapters.store import NO_DEADLINE
 from cases.bootstrap import build_deps, create_app
 from cases.settings import CasesSettings
@@ -108,14 +108,14 @@ async def generate(db: Any, start: int, count: int) -> None:
         doc["queue_at"] = queue_location(doc)
         cases.append(doc)
         if is_open:
-            buckets.setdefault(f"{region}|{due_hour(due)}", {})[case_id] = queue_row(doc)
+            buckets.setdefault(bucket_id(region, due_hour(due), case_id), {})[case_id] = queue_row(doc)
     await insert_all(db["cases"], cases)
     index = db["queue_index"]
-    for bucket_id, rows in buckets.items():
-        await index.update_one({"_id": bucket_id}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
+    for part, rows in buckets.items():
+        await index.update_one({"_id": part}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
                                                     "$setOnInsert": {"rev": 0}}, upsert=True)
     for region in REGIONS:
-        hours = {int(b.split("|")[1]) for b in buckets if b.startswith(region + "|")}
+        hours = {int(b.split("|")[1].split("#")[0]) for b in buckets if b.startswith(region + "|")}
         old = await index.find_one({"_id": f"hours:{region}"})
         merged = sorted(hours | set(old["hours"] if old else []))
         await index.update_one({"_id": f"hours:{region}"}, {"$set": {"hours": merged}, "$setOnInsert": {"rev": 0}},

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cases import handlers
 from cases.adapters.metrics import CasesMetrics
-from cases.adapters.queue import bucket_id, due_hour, queue_location, queue_row
+from cases.adapters.queue import QUEUE_PARTS, bucket_id, due_hour, queue_location, queue_row
 from cases.adapters.store import NO_DEADLINE
 from cases.bootstrap import build_deps, create_app
 from cases.settings import CasesSettings
@@ -306,7 +306,8 @@ async def opening_benchmark(stack: Any, count: int, *, single: int = 0) -> tuple
         f"missing, none twice). Timed from the first batch reaching the handler to the group's committed offsets "
         f"reaching the end of the backlog; before that the service took {started_s:.1f} s to start and "
         f"{joined_s:.1f} s to join its group. {len(phases.batches)} batches (mean "
-        f"{statistics.mean(phases.batches):.0f} contacts).",
+        f"{statistics.mean(phases.batches):.0f} contacts); each queue bucket (region, due hour) stored in "
+        f"{QUEUE_PARTS} parts by case id.",
         "", "**Store commands during the opening, by command and collection** (every command the service process "
         "sent to its database: the batch handler, the outbox relay, the timers)", "",
         "| command collection | count | per opened case |", "|---|---|---|",

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cases import handlers
 from cases.adapters.metrics import CasesMetrics
-from cases.adapters.queue import QUEUE_PARTS, bucket_id, due_hour, queue_location, queue_row
+from cases.adapters.queue import due_hour, queue_location, queue_row
 from cases.adapters.store import NO_DEADLINE
 from cases.bootstrap import build_deps, create_app
 from cases.settings import CasesSettings
@@ -108,14 +108,14 @@ async def generate(db: Any, start: int, count: int) -> None:
         doc["queue_at"] = queue_location(doc)
         cases.append(doc)
         if is_open:
-            buckets.setdefault(bucket_id(region, due_hour(due), case_id), {})[case_id] = queue_row(doc)
+            buckets.setdefault(f"{region}|{due_hour(due)}", {})[case_id] = queue_row(doc)
     await insert_all(db["cases"], cases)
     index = db["queue_index"]
-    for part, rows in buckets.items():
-        await index.update_one({"_id": part}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
+    for bucket_id, rows in buckets.items():
+        await index.update_one({"_id": bucket_id}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
                                                     "$setOnInsert": {"rev": 0}}, upsert=True)
     for region in REGIONS:
-        hours = {int(b.split("|")[1].split("#")[0]) for b in buckets if b.startswith(region + "|")}
+        hours = {int(b.split("|")[1]) for b in buckets if b.startswith(region + "|")}
         old = await index.find_one({"_id": f"hours:{region}"})
         merged = sorted(hours | set(old["hours"] if old else []))
         await index.update_one({"_id": f"hours:{region}"}, {"$set": {"hours": merged}, "$setOnInsert": {"rev": 0}},
@@ -306,8 +306,7 @@ async def opening_benchmark(stack: Any, count: int, *, single: int = 0) -> tuple
         f"missing, none twice). Timed from the first batch reaching the handler to the group's committed offsets "
         f"reaching the end of the backlog; before that the service took {started_s:.1f} s to start and "
         f"{joined_s:.1f} s to join its group. {len(phases.batches)} batches (mean "
-        f"{statistics.mean(phases.batches):.0f} contacts); each queue bucket (region, due hour) stored in "
-        f"{QUEUE_PARTS} parts by case id.",
+        f"{statistics.mean(phases.batches):.0f} contacts).",
         "", "**Store commands during the opening, by command and collection** (every command the service process "
         "sent to its database: the batch handler, the outbox relay, the timers)", "",
         "| command collection | count | per opened case |", "|---|---|---|",

@@ -69,7 +69,7 @@ async def _time(client: httpx.AsyncClient, url: str, rounds: int, headers: dict[
 async def _raw_bucket_read(db: Any, rounds: int) -> tuple[float, float, float]:
     """One bucket of the first page, read by `_id` as the queue read does: the floor."""
     hours = await db["queue_index"].find_one({"_id": "hours:shenzhen"})
-    bucket_id = f"shenzhen|{hours['hours'][len(hours['hours']) // 2]}#0"  # one of its QUEUE_PARTS parts
+    bucket_id = f"shenzhen|{hours['hours'][len(hours['hours']) // 2]}"
     await db["queue_index"].find_one({"_id": bucket_id})
     timings = []
     for _ in range(rounds):

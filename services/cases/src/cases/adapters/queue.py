@@ -10,12 +10,6 @@ buckets of a page are read in concurrent waves sized from the rows matched so fa
 narrow filter matches few rows a bucket), not one after another. A past hour found empty
 is taken off the list, so closed cases do not leave reads behind for every later page.
 
-Each bucket is stored in `QUEUE_PARTS` parts, `<region>|<hour>#<n>`, a case's row always
-in the part its id hashes to: a storm puts thousands of cases in one region and hour,
-and a document that size costs the store more than its size to change (a batch's new
-rows are set into it one key at a time). A case has one part, so the revision rules
-below hold as for one document; readers read every part of a bucket and merge.
-
 Rows follow the case's revision. Two saves of one case can reach the queue in either
 order, so each bucket keeps, per case, only the newest thing it heard: a row carries the
 revision it shows, and a removal leaves the revision it happened at (`gone`), so an older
@@ -27,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -40,8 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 QUEUE = "queue_index"
 REPAIRS = "queue_repairs"
 FIRST_WAVE = 6  # buckets read at once at first; ~12 open rows a bucket fill a page of 50 in 5
-MAX_WAVE = 32  # at most this many buckets (each QUEUE_PARTS reads) in flight for one page
-QUEUE_PARTS = 4  # a batch sets a quarter of its rows of a region and hour into each part
+MAX_WAVE = 32  # at most this many reads in flight for one page
 ROW_FIELDS = ("case_id", "case_number", "region", "status", "severity", "category", "department", "assignee",
               "customer_id", "project", "building", "unit", "channel", "subject", "opened_at", "sla_due_at",
               "waiting_for_customer", "collective_incident_id")
@@ -56,20 +48,6 @@ def queue_location(case_doc: dict[str, Any]) -> dict[str, Any] | None:
     if not case_doc.get("is_open"):
         return None
     return {"region": case_doc["region"], "hour": due_hour(case_doc["sla_due_at"])}
-
-
-def part_of(case_id: str) -> int:
-    # crc32, not hash(): the same part in every process and every run.
-    return zlib.crc32(case_id.encode()) % QUEUE_PARTS
-
-
-def bucket_id(region: str, hour: int, case_id: str) -> str:
-    """The document holding the case's row when it is due in `hour` in `region`."""
-    return f"{region}|{hour}#{part_of(case_id)}"
-
-
-def bucket_parts(region: str, hour: int) -> list[str]:
-    return [f"{region}|{hour}#{n}" for n in range(QUEUE_PARTS)]
 
 
 def queue_row(case_doc: dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +93,10 @@ class QueueIndex:
         location = queue_location(case_doc)
         here = (location["region"], location["hour"]) if location else None
         if previous is not None and previous != here:
-            await _update(self.collection, bucket_id(previous[0], previous[1], case_id),
-                          lambda d: removed(d, case_id, rev))
+            await _update(self.collection, f"{previous[0]}|{previous[1]}", lambda d: removed(d, case_id, rev))
         if here is not None:
             row = {**queue_row(case_doc), "rev": rev}
-            await _update(self.collection, bucket_id(here[0], here[1], case_id), lambda d: placed(d, case_id, row))
+            await _update(self.collection, f"{here[0]}|{here[1]}", lambda d: placed(d, case_id, row))
             await _update(self.collection, f"hours:{here[0]}",
                           lambda d: None if d and here[1] in d["hours"]
                           else {"hours": sorted({*(d["hours"] if d else []), here[1]})})
@@ -155,7 +132,7 @@ class QueueIndex:
                     here = queue_location(case_doc)
                     if here is None or (here["region"], here["hour"]) != previous:
                         case_id, note_rev = case_doc["_id"], int(note["rev"])
-                        await _update(self.collection, bucket_id(previous[0], previous[1], case_id),
+                        await _update(self.collection, f"{previous[0]}|{previous[1]}",
                                       partial(removed, case_id=case_id, rev=note_rev))
                 await self.place(case_doc, None, rev)
             await self.done(note["_id"])
@@ -180,9 +157,8 @@ class QueueIndex:
 
     async def rows(self, region: str, hour: int) -> list[dict[str, Any]]:
         # Not `gone`: the revisions of rows that left matter to writers only.
-        docs = await asyncio.gather(*(self.collection.find_one({"_id": part}, {"rows": 1})
-                                      for part in bucket_parts(region, hour)))
-        return [row for doc in docs for row in (doc or {}).get("rows", {}).values()]
+        doc = await self.collection.find_one({"_id": f"{region}|{hour}"}, {"rows": 1})
+        return list((doc or {}).get("rows", {}).values())
 
     async def page(self, wanted: dict[str, Any], *, regions: list[str], due_before: datetime | None,
                    after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:

@@ -28,8 +28,10 @@ class CasesSettings(ServiceSettings):
     # A dissatisfied return visit (score 1 or 2): "reopen" the case or open a "follow_up" case.
     dissatisfied_return_visit: str = Field("reopen", validation_alias="CRM_CASES_DISSATISFIED_RETURN_VISIT")
     # Contacts from intake are handled in batches of at most this many (what one Kafka
-    # fetch returns): a backlog is opened with a few store commands per batch.
-    contact_batch: int = Field(500, ge=1, le=5000, validation_alias="CRM_CASES_CONTACT_BATCH")
+    # fetch returns): a backlog is opened with a few store commands per batch. 1,000, not
+    # the runtime's 500: shared documents (queue parts, fact buckets) are rewritten once
+    # per batch, so fewer batches halve that; a crash redelivers at most 1,000 (idempotent).
+    contact_batch: int = Field(1000, ge=1, le=5000, validation_alias="CRM_CASES_CONTACT_BATCH")
     # A case write whose queue row was not moved after this long is finished by a repair
     # (its writer died in between); also how often the repair looks.
     queue_repair_after_s: float = Field(30.0, gt=0, validation_alias="CRM_CASES_QUEUE_REPAIR_AFTER_S")

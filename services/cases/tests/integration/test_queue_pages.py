@@ -85,3 +85,37 @@ async def test_a_past_hour_whose_cases_all_closed_is_read_once_then_no_more(stac
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_one_busy_hour_pages_in_due_order_and_drops_closed_and_moved_cases(stack):
+    client = create_client(stack.mongodb_url, app_name="test")
+    db = client[f"crm_cases{unique_suffix()}"]
+    index = QueueIndex(db)
+    start = datetime(2026, 12, 3, 9, tzinfo=UTC)
+    try:
+        # A storm: 40 cases of one region due within one hour, paged 7 at a time by cursor.
+        docs = [{**case(i, "chengdu", "received", start + timedelta(seconds=(53 * i) % 3600)), "case_id": f"q-{i:03d}"}
+                for i in range(40)]
+        where = {}
+        for doc in docs:
+            where[doc["_id"]] = await index.place(doc, None, 1)
+
+        closed, moved = docs[3], docs[17]
+        await index.place({**closed, "is_open": False}, where[closed["_id"]], 2)
+        await index.place({**moved, "sla_due_at": start + timedelta(hours=5)}, where[moved["_id"]], 2)
+        await index.place(moved, None, 1)  # a late older save of the moved case changes nothing
+
+        seen: list[str] = []
+        after = None
+        for _ in range(10):
+            page = await index.page({}, regions=["chengdu"], due_before=None, after=after, limit=7)
+            seen += [r["case_id"] for r in page]
+            if len(page) < 7:
+                break
+            after = (page[-1]["sla_due_at"], page[-1]["case_id"])
+        staying = sorted((d for d in docs if d is not closed and d is not moved),
+                         key=lambda d: (d["sla_due_at"], d["_id"]))
+        assert seen == [d["_id"] for d in staying] + [moved["_id"]]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_runtime.batching import insert_new
 from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import CLAIMS, KEEP_CLAIMS, REV, RevisionConflict
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from notifications.adapters.store import bulk_update, insert_new
+from notifications.adapters.store import bulk_update
 
 LEDGER = "ledger"
 LEDGER_INDEX = "ledger_index"

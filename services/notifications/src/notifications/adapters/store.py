@@ -16,11 +16,12 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from crm_runtime.batching import insert_new
 from crm_runtime.pii import normalise_phone
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from notifications.domain.directory import Contact, Unit
 from notifications.domain.templates import Template, template_key
@@ -43,18 +44,6 @@ async def bulk_update(collection: Any, updates: list[UpdateOne], statements: int
         await collection.bulk_write(updates[start:start + statements], ordered=False)
 
 
-async def insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:
-    """Insert the documents whose `_id` is new; return the `_id`s that already existed."""
-    if not docs:
-        return []
-    try:
-        await collection.insert_many(docs, ordered=False)
-        return []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            raise
-        return [docs[err["index"]]["_id"] for err in errors]
 
 
 def _contact_doc(c: Contact, as_of: datetime) -> dict[str, Any]:
@@ -109,8 +98,8 @@ class Directory:
             kept = latest.get(contact.customer_id)
             if kept is None or as_of >= kept[1]:
                 latest[contact.customer_id] = (contact, as_of)
-        existed = await insert_new(self.contacts, [{"_id": cid, **_contact_doc(c, t)}
-                                                   for cid, (c, t) in latest.items()])
+        existed = list(await insert_new(self.contacts, [{"_id": cid, **_contact_doc(c, t)}
+                                                   for cid, (c, t) in latest.items()]))
         olds = await asyncio.gather(*(self.contacts.find_one({"_id": cid}) for cid in existed))
         pulls: list[UpdateOne] = []
         updates: list[UpdateOne] = []

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from crm_runtime.batching import insert_new
 from crm_runtime.idempotency import apply_once
 from crm_runtime.outbox import MARKERS, OUTBOX, PENDING, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import REV
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 SURVEYS = "surveys"
 CUSTOMERS = "customers"
@@ -70,12 +70,12 @@ class SurveyStore:
         no event names a survey not yet stored."""
         if not docs:
             return 0
-        existed = await _insert_new(self.collection, [{**d, OUTBOX: [], PENDING: False, REV: 0} for d in docs])
+        existed = await insert_new(self.collection, [{**d, OUTBOX: [], PENDING: False, REV: 0} for d in docs])
         if events:
             outbox = self.collection.database[CAMPAIGN_OUTBOX]
-            await _insert_new(self.markers, [{"_id": f"{CAMPAIGN_OUTBOX}|{batch_id}", "collection": CAMPAIGN_OUTBOX,
+            await insert_new(self.markers, [{"_id": f"{CAMPAIGN_OUTBOX}|{batch_id}", "collection": CAMPAIGN_OUTBOX,
                                               "doc_id": batch_id}])
-            await _insert_new(outbox, [new_document_with_outbox({"_id": batch_id}, events)])
+            await insert_new(outbox, [new_document_with_outbox({"_id": batch_id}, events)])
             if self.outbox.notify:
                 self.outbox.notify()
         return len(docs) - len(existed)
@@ -199,7 +199,7 @@ class CampaignStore:
         return await self.collection.find_one({"_id": campaign_id})
 
     async def create(self, doc: dict[str, Any]) -> bool:
-        return bool(await _insert_new(self.collection, [doc]) == [])
+        return not await insert_new(self.collection, [doc])
 
     async def update(self, campaign_id: str, fields: dict[str, Any]) -> None:
         await self.collection.update_one({"_id": campaign_id}, {"$set": fields})
@@ -208,17 +208,3 @@ class CampaignStore:
 async def _bulk(collection: Any, updates: list[UpdateOne]) -> None:
     for start in range(0, len(updates), BULK_STATEMENTS):
         await collection.bulk_write(updates[start:start + BULK_STATEMENTS], ordered=False)
-
-
-async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> list[Any]:
-    """Insert the documents whose `_id` is new; return the `_id`s that already existed."""
-    if not docs:
-        return []
-    try:
-        await collection.insert_many(docs, ordered=False)
-        return []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            raise
-        return [docs[err["index"]]["_id"] for err in errors]

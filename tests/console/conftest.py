@@ -4,24 +4,21 @@ HTTP, as in production), the console too, and Debian's chromium driven by Playwr
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cases.bootstrap import create_app as cases_app
 from cases.settings import CasesSettings
 from console.bootstrap import create_app as console_app
 from console.settings import ConsoleSettings
 from crm_contracts import topics
 from crm_devstack.servers import free_port
-from crm_runtime.testing import start_group_at_end, unique_suffix
+from crm_runtime.testing import serving, start_group_at_end, unique_suffix
 from intake.bootstrap import create_app as intake_app
 from intake.settings import IntakeSettings
 
@@ -35,26 +32,6 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free port of this event loop; yield its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
-    task = asyncio.create_task(server.serve())
-    for _ in range(1200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        raise RuntimeError(f"{app} did not start on port {port}")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 60)
 
 
 @dataclass

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cases.bootstrap import create_app as cases_app
 from cases.settings import CasesSettings
 from crm_contracts import topics
@@ -21,7 +19,7 @@ from crm_devstack.servers import free_port
 from crm_devstack.sinks.sms import SmsSinkConfig
 from crm_devstack.sinks.sms import create_app as sms_sink
 from crm_runtime.auth import issue_token
-from crm_runtime.testing import start_group_at_end, unique_suffix
+from crm_runtime.testing import serving, start_group_at_end, unique_suffix
 from intake.bootstrap import create_app as intake_app
 from intake.settings import IntakeSettings
 from notifications.bootstrap import create_app as notifications_app
@@ -29,24 +27,6 @@ from notifications.settings import NotificationsSettings
 
 pytestmark = pytest.mark.stack
 SECRET = "walkthrough-tests-secret-of-32-bytes!!"
-
-
-@asynccontextmanager
-async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(1200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        raise RuntimeError(f"{app} did not start on port {port}")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 60)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:

@@ -121,6 +121,35 @@ async def running_app(app: Any) -> AsyncIterator[Any]:
             yield client
 
 
+@asynccontextmanager
+async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free (or the given) port of this event loop and
+    yield its URL: for tests where apps call each other over real HTTP (the console, a
+    provider's callbacks), which an in-process transport cannot stand in for."""
+    import socket
+
+    import uvicorn
+
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", access_log=False))
+    task = asyncio.create_task(server.serve())
+    for _ in range(1200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"{app} did not start on port {port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)
+
+
 async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.2) -> Any:
     """Await `check()` until it returns something truthy (sync or async), or fail."""
     deadline = time.monotonic() + timeout

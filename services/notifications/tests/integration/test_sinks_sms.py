@@ -10,16 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from crm_devstack.servers import free_port, wait_for_port
 from crm_devstack.sinks.sms import SmsSinkConfig, create_app
+from crm_runtime.testing import serving
 from fastapi import FastAPI, Request
 from notifications.adapters.gateways import OutboundMessage, TimeoutUnknown
 from notifications.adapters.sms import SmsGateway, parse_receipts, parse_replies
@@ -27,21 +26,6 @@ from notifications.adapters.sms import SmsGateway, parse_receipts, parse_replies
 ACCESS_KEY = "test:test-secret"
 SINK_KEYS = {"test": "test-secret"}
 TOKEN = "test-provider-token"
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -24,9 +24,7 @@ class SlotIndex:
 
     async def add(self, bucket: str, value: Any) -> bool:
         """Append `value` to `bucket`; True if it was the bucket's first member."""
-        counter = await self.collection.find_one_and_update(
-            {"_id": f"count:{bucket}"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-        n = int(counter["n"]) - 1 if counter else 0  # an upsert always returns the document
+        n = await self._next(bucket)
         first = n == 0
         while True:
             try:
@@ -36,6 +34,20 @@ class SlotIndex:
                 n += 1
                 first = False
                 await self.collection.update_one({"_id": f"count:{bucket}"}, {"$max": {"n": n + 1}})
+
+    async def _next(self, bucket: str) -> int:
+        """The counter's hint for the next free slot. Two writers upserting a counter that
+        does not exist yet may both insert it: the loser gets a duplicate key, and then the
+        counter exists, so its `$inc` is simply tried again."""
+        for _ in range(3):
+            try:
+                counter = await self.collection.find_one_and_update(
+                    {"_id": f"count:{bucket}"}, {"$inc": {"n": 1}}, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                continue
+            return int(counter["n"]) - 1 if counter else 0  # an upsert always returns the document
+        return 0  # only a hint: the unique insert of each slot decides, probing upwards
 
     async def members(self, bucket: str) -> list[Any]:
         counter = await self.collection.find_one({"_id": f"count:{bucket}"})

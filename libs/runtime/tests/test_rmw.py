@@ -5,10 +5,11 @@ writer that keeps losing gives up after its bound."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_runtime.idempotency import apply_once
-from crm_runtime.revisions import REV, RevisionConflict
+from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
 from crm_runtime.rmw import read_modify_write, update_document
 
 pytestmark = pytest.mark.stack
@@ -57,3 +58,15 @@ async def test_apply_once_counts_each_event_once_even_when_redeliveries_race(db)
     results = await asyncio.gather(*(apply_once(effects, "agg", i, {"$inc": {"n": 1}}) for i in ids * 3))
     assert sum(results) == 3
     assert (await effects.find_one({"_id": "agg"}))["n"] == 3
+
+
+async def test_apply_once_waits_out_a_claim_left_by_a_writer_that_died_instead_of_failing(db):
+    """A consumer killed between claiming a revision and writing it leaves the claim; the
+    partition's next owner can get the event before the claim is stale, and failing there
+    would dead-letter a valid event."""
+    effects = db["effects"]
+    await apply_once(effects, "a", "e0", {"$inc": {"n": 1}})  # now at revision 1
+    await db[CLAIMS].insert_one({"_id": f"{effects.name}/a@2", "at": datetime.now(UTC) - timedelta(seconds=8)})
+    assert await apply_once(effects, "a", "e1", {"$inc": {"n": 1}})
+    assert not await apply_once(effects, "a", "e1", {"$inc": {"n": 1}})
+    assert (await effects.find_one({"_id": "a"}))["n"] == 2

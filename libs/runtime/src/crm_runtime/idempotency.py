@@ -30,12 +30,33 @@ from crm_runtime.rmw import read_modify_write
 
 APPLIED = "applied_events"
 KEEP_APPLIED = 1000  # ids remembered per document: redeliveries come within far fewer events
+CLAIM_WAIT_S = STALE_AFTER.total_seconds() + 5  # a dead writer's claim is broken after STALE_AFTER
 
 
 async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,
                      update: dict[str, Any], *, attempts: int = 50) -> bool:
     """Apply `update` to the document (created if missing) unless `event_id` was applied
-    to it already. Returns False for a repeat."""
+    to it already. Returns False for a repeat.
+
+    Conflicts that outlast `attempts` rounds are retried, more and more slowly, for as
+    long as a claim left by a writer that died mid-write can block the document: a
+    consumer killed there leaves one, and the partition's next owner, which may get the
+    event before that claim is stale, must wait it out, not give up (and dead-letter a
+    valid event)."""
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    delay = 0.05
+    while True:
+        try:
+            return await _apply_once_now(collection, doc_id, event_id, update, attempts=attempts)
+        except RevisionConflict:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def _apply_once_now(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,
+                          update: dict[str, Any], *, attempts: int) -> bool:
 
     async def load() -> tuple[list[str], int] | None:
         doc = await collection.find_one({"_id": doc_id}, {APPLIED: 1, REV: 1})
@@ -80,7 +101,6 @@ def _known_of(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, t
 
 
 FOLDABLE = {"$inc", "$set", "$max", "$min", "$push", "$addToSet", "$unset"}
-CLAIM_WAIT_S = STALE_AFTER.total_seconds() + 5  # a dead writer's claim is broken after STALE_AFTER
 
 
 def fold_updates(updates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -206,24 +226,10 @@ async def apply_once_many(
 
     async def one_by_one(doc_id: Any, indexes: Sequence[int]) -> None:
         for i in indexes:
-            results[i] = await _apply_once_waiting(collection, doc_id, items[i][1], dict(items[i][2]))
+            results[i] = await apply_once(collection, doc_id, items[i][1], dict(items[i][2]), attempts=5)
 
     failures = await run_per_key({d: by_doc[d] for d in slow}, one_by_one, concurrency=concurrency)
     if failures:
         raise next(iter(failures.values()))
     return results
 
-
-async def _apply_once_waiting(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,
-                              update: dict[str, Any]) -> bool:
-    """`apply_once`, retrying conflicts for as long as a dead writer's claim can block it."""
-    deadline = time.monotonic() + CLAIM_WAIT_S
-    delay = 0.05
-    while True:
-        try:
-            return await apply_once(collection, doc_id, event_id, update, attempts=5)
-        except RevisionConflict:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)

@@ -1,5 +1,6 @@
 """A consumer process for the crash tests: it applies each event's effect (one increment
-of a counter) effectively once, through the shared subscription and idempotency code.
+of a counter) effectively once, through the service consumer (`subscribe_service`, what
+every service runs) and the shared idempotency code.
 
     python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP [batch KEYS]
 
@@ -13,16 +14,9 @@ import asyncio
 import signal
 import sys
 
+from crm_runtime.consuming import subscribe_service
 from crm_runtime.idempotency import apply_once, apply_once_many
-from crm_runtime.kafka import (
-    BatchSubscription,
-    DeadLetters,
-    DeliveryPolicy,
-    Subscription,
-    create_broker,
-    subscribe,
-    subscribe_batch,
-)
+from crm_runtime.kafka import BatchSubscription, DeadLetters, DeliveryPolicy, Subscription, create_broker
 from crm_runtime.mongo import create_client
 
 EVENT_TYPE = "crm.partner.hotline.call-recorded.v1"
@@ -45,12 +39,10 @@ async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, grou
             await apply_once_many(counters, items[start:start + 50])
             await asyncio.sleep(0.02)
 
-    if mode == "batch":
-        subscribe_batch(broker, BatchSubscription(topic, (EVENT_TYPE,), on_calls), group_id=group,
-                        dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
-    else:
-        subscribe(broker, Subscription(topic).on(EVENT_TYPE, on_call), group_id=group,
-                  dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
+    singles = [] if mode == "batch" else [Subscription(topic).on(EVENT_TYPE, on_call)]
+    batches = [BatchSubscription(topic, (EVENT_TYPE,), on_calls)] if mode == "batch" else []
+    subscribe_service(broker, singles, batches, group_id=group,
+                      dead_letters=DeadLetters(broker, "counting"), policy=DeliveryPolicy())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await broker.start()

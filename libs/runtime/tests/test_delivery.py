@@ -1,6 +1,7 @@
-"""Proofs against the real Kafka and MongoDB-protocol server that the shared delivery code
-keeps its promises: effectively-once effects after a crash, dead letters with reasons,
-poison messages that never stop a consumer, and re-drive."""
+"""Proofs against the real Kafka and MongoDB-protocol server that the service consumer
+(`subscribe_service`, per-event handlers) keeps its promises: effectively-once effects
+after a crash, dead letters with reasons after the retries, poison messages that never
+stop a consumer, and re-drive. The batch handlers' side is in test_batch_delivery.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from crm_contracts.topics import dlq_topic
 from crm_devstack.topics import ensure_topics
-from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker, subscribe
+from crm_runtime.consuming import subscribe_service
+from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker
 from crm_runtime.mongo import create_client
 from crm_runtime.redrive import redrive
 from crm_runtime.testing import eventually, make_event, produce, wait_for_messages
@@ -103,8 +105,9 @@ async def consuming_service(stack):
         processed.append(data.call_id)
 
     broker = create_broker(stack.bootstrap, service=service)
-    subscribe(broker, Subscription(topic).on(CALL, on_call), group_id=f"crm-{service}",
-              dead_letters=DeadLetters(broker, service), policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
+    subscribe_service(broker, [Subscription(topic).on(CALL, on_call)], group_id=f"crm-{service}",
+                      dead_letters=DeadLetters(broker, service),
+                      policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
     await broker.start()
     try:
         yield type("Svc", (), {"service": service, "topic": topic, "processed": processed,
@@ -171,45 +174,3 @@ async def test_malformed_input_goes_to_the_dead_letter_topic_and_the_consumer_go
     assert dead.headers["crm-dlq-error"].startswith("contract:")
     assert reason.lower() in dead.headers["crm-dlq-error"].lower()
     assert dead.value == value
-
-
-async def test_a_batch_subscription_applies_the_good_events_and_dead_letters_the_bad_one(stack):
-    from crm_runtime.kafka import BatchSubscription, subscribe_batch
-
-    service = f"test{uuid.uuid4().hex[:6]}"
-    topic = f"test.batch.{service}"
-    await ensure_topics(stack.bootstrap, [topic, dlq_topic(service)], partitions=1)
-    applied: list[str] = []
-    batches: list[int] = []
-
-    async def on_calls(batch) -> None:
-        batches.append(len(batch))
-        if any(data.call_id == "poison" for _, data in batch):
-            raise RuntimeError("poison in the batch")
-        applied.extend(data.call_id for _, data in batch)
-
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
-    await producer.start()
-    try:
-        for n in range(200):
-            call_id = "poison" if n == 57 else f"call-{n}"
-            await producer.send(topic, call_event(n, call_id=call_id).model_dump_json().encode(), key=b"k")
-        await producer.send(topic, b"{not json", key=b"k")
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-    broker = create_broker(stack.bootstrap, service=service)
-    subscribe_batch(broker, BatchSubscription(topic, (CALL,), on_calls, max_records=100),
-                    group_id=f"crm-{service}", dead_letters=DeadLetters(broker, service),
-                    policy=DeliveryPolicy(max_attempts=2, backoff_s=0.01))
-    await broker.start()
-    try:
-        await eventually(lambda: len(applied) >= 199, timeout=30)
-        dead = await wait_for_messages(stack.bootstrap, dlq_topic(service), lambda s: True, count=2)
-    finally:
-        await broker.stop()
-    assert sorted(applied) == sorted(f"call-{n}" for n in range(200) if n != 57)
-    assert max(batches) > 1  # it really took batches
-    reasons = sorted(d.headers["crm-dlq-error"] for d in dead)
-    assert reasons[0].startswith("RuntimeError: poison") and reasons[1].startswith("contract:")

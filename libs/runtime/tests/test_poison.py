@@ -1,7 +1,8 @@
 """Poison messages on the real Kafka: a message no decoder can read (nested thousands of
 levels deep, a number of 10^30 seconds) is dead-lettered once, with its reason, and the
 valid event behind it on the same key is applied; a batch that is delivered again never
-dead-letters its bad messages a second time."""
+dead-letters its bad messages a second time. All through the service consumer
+(`subscribe_service`), with per-event and with batch handlers."""
 
 from __future__ import annotations
 
@@ -13,15 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from crm_contracts.topics import dlq_topic
 from crm_devstack.topics import ensure_topics
-from crm_runtime.kafka import (
-    BatchSubscription,
-    DeadLetters,
-    DeliveryPolicy,
-    Subscription,
-    create_broker,
-    subscribe,
-    subscribe_batch,
-)
+from crm_runtime.consuming import subscribe_service
+from crm_runtime.kafka import BatchSubscription, DeadLetters, DeliveryPolicy, Subscription, create_broker
 from crm_runtime.testing import eventually, make_event, wait_for_messages
 from prometheus_client import CollectorRegistry, Counter
 
@@ -90,9 +84,9 @@ async def test_a_poison_message_ahead_of_a_valid_one_is_dead_lettered_once_and_t
     broker = create_broker(stack.bootstrap, service=service)
     violations = Counter("crm_contract_violations_total", "Contract violations", ["topic"],
                          registry=CollectorRegistry())
-    subscribe(broker, Subscription(topic).on(CALL, on_call), group_id=f"crm-{service}",
-              dead_letters=DeadLetters(broker, service, violations=violations),
-              policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
+    subscribe_service(broker, [Subscription(topic).on(CALL, on_call)], group_id=f"crm-{service}",
+                      dead_letters=DeadLetters(broker, service, violations=violations),
+                      policy=DeliveryPolicy(max_attempts=3, backoff_s=0.05))
     with caplog.at_level(logging.WARNING):
         await broker.start()
         try:
@@ -129,7 +123,13 @@ class FlakyDeadLetters(DeadLetters):
         await super().send_record(record, reason, attempts)
 
 
-async def test_a_batch_delivered_again_dead_letters_each_bad_message_once(stack):
+@pytest.mark.parametrize(("handler", "fail_offset"), [
+    ("batch", 4),  # the dead letter of a contract violation fails
+    ("batch", 3),  # the dead letter of the event the handler refuses fails
+    ("per-event", 4),
+    ("per-event", 3),
+])
+async def test_a_batch_delivered_again_dead_letters_each_bad_message_once(stack, handler, fail_offset):
     service, topic = await new_service(stack)
     applied: list[str] = []
 
@@ -138,14 +138,18 @@ async def test_a_batch_delivered_again_dead_letters_each_bad_message_once(stack)
             raise RuntimeError("the handler refuses this one")
         applied.extend(data.call_id for _, data in batch)
 
+    async def on_call(event, data) -> None:
+        await on_calls([(event, data)])
+
     values = [b"{not json", nested("poison-nested"), call("good-1"), call("rejected"),
               call("poison-duration", duration_s=10**30), call("good-2")]
     await produce_all(stack.bootstrap, topic, values)
     broker = create_broker(stack.bootstrap, service=service)
-    flaky = FlakyDeadLetters(broker, service, fail_offset=4)
-    subscribe_batch(broker, BatchSubscription(topic, (CALL,), on_calls, max_records=100),
-                    group_id=f"crm-{service}", dead_letters=flaky,
-                    policy=DeliveryPolicy(max_attempts=2, backoff_s=0.01))
+    flaky = FlakyDeadLetters(broker, service, fail_offset=fail_offset)
+    singles = [Subscription(topic).on(CALL, on_call)] if handler == "per-event" else []
+    batches = [BatchSubscription(topic, (CALL,), on_calls, max_records=100)] if handler == "batch" else []
+    subscribe_service(broker, singles, batches, group_id=f"crm-{service}", dead_letters=flaky,
+                      policy=DeliveryPolicy(max_attempts=2, backoff_s=0.01))
     await broker.start()
     try:
         await eventually(lambda: "good-2" in applied, timeout=60)

@@ -8,7 +8,7 @@ event of the batch is applied or dead-lettered:
 
 - per-event `Subscription` handlers: the batch's events grouped by message key (the
   aggregate), keys side by side up to `Subscription.workers`, each key's events in order,
-  each with the retries and dead-lettering of `subscribe`;
+  a failing one retried with backoff (`DeliveryPolicy`), then dead-lettered;
 - `BatchSubscription` handlers: their slice of the batch, through `handle_batch` (a
   failing batch split until the bad event is alone and dead-lettered).
 
@@ -43,7 +43,6 @@ from crm_runtime.kafka import (
     DeliveryPolicy,
     EventHandler,
     Subscription,
-    _raw_decoder,
     handle_batch,
     read_event,
     run_with_retries,
@@ -138,6 +137,10 @@ def subscribe_service(
     )(consume)
 
 
+async def _raw_decoder(msg: Any) -> bytes:
+    return msg.body
+
+
 def _trace_of(record: Any) -> otel_context.Context:
     carrier = {name: value.decode(errors="replace") for name, value in record.headers or ()
                if isinstance(value, bytes)}
@@ -148,7 +151,7 @@ async def _handle_singles(route: _Route, items: list[Item], dead_letters: DeadLe
                           policy: DeliveryPolicy) -> None:
     # Same partition and key: the same aggregate, whose order Kafka keeps; keep it too.
     # Records without a key keep their partition's order.
-    # With one worker, the events simply go in the order delivered, as with a consumer per topic.
+    # With one worker, the events simply go one at a time in the order delivered.
     groups: dict[Any, list[Item]] = (
         group_by_key(items, lambda it: (it[2].partition, it[2].key if it[2].key is not None else b""))
         if route.workers > 1 else {None: items})

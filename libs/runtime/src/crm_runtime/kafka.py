@@ -1,12 +1,13 @@
-"""Kafka plumbing every service shares: the broker, event publishing, and subscriptions
-that commit only after success, retry a bounded number of times, then dead-letter.
+"""Kafka plumbing every service shares: the broker, event publishing, what a service
+subscribes to (`Subscription`, `BatchSubscription`), and the delivery rules the one
+service consumer (`crm_runtime.consuming.subscribe_service`) applies to every message.
 
-A subscription hands the handler a validated `CloudEvent` and its typed `data`; the
-handler stores its effect (idempotently, keyed by the event id) and returns. What the
-handler cannot process goes to `crm.dlq.<service>` with headers naming the original
-topic, partition, offset, the error and the attempt count; the offset is committed only
-once the message is either processed or safely dead-lettered, so nothing is lost and the
-messages behind it on the same partition keep flowing.
+A handler gets a validated `CloudEvent` and its typed `data`, stores its effect
+(idempotently, keyed by the event id) and returns. A failure is retried a bounded number
+of times; what still cannot be processed goes to `crm.dlq.<service>` with headers naming
+the original topic, partition, offset, the error and the attempt count. The consumer
+commits only once every message is either processed or safely dead-lettered, so nothing
+is lost and the messages behind a bad one keep flowing.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from crm_contracts.envelope import CloudEvent
 from crm_contracts.registry import ContractError, parse_event, spec_for
 from crm_contracts.topics import dlq_topic
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry import trace
@@ -105,11 +104,9 @@ class Subscription:
 
     topic: str
     handlers: dict[str, EventHandler] = field(default_factory=dict)
-    # How many of this topic's message keys are handled side by side. In a service
-    # (`crm_runtime.consuming.subscribe_service`, one consumer for all its topics): keys of
-    # one delivered batch, each key's events in offset order (a key is an aggregate, so its
-    # order is kept). With `subscribe` alone: FastStream workers, each with partitions of
-    # its own. Handlers must already be safe against a concurrent writer: another replica is one.
+    # How many message keys of one delivered batch are handled side by side, each key's
+    # events in offset order (a key is an aggregate, so its order is kept). Handlers must
+    # already be safe against a concurrent writer: another replica is one.
     workers: int = 1
 
     def on(self, event_type: str, handler: EventHandler) -> Subscription:
@@ -137,9 +134,6 @@ class DeadLetters:
         self.metrics = metrics
         self.violations = violations
         self._sent: OrderedDict[tuple[str, int, int], None] = OrderedDict()
-
-    async def send(self, msg: Any, reason: str, attempts: int) -> None:
-        await self.send_record(msg.raw_message, reason, attempts)
 
     def already_sent(self, record: Any) -> bool:
         return (record.topic, record.partition, record.offset) in self._sent
@@ -195,60 +189,6 @@ def read_event(body: bytes | None) -> tuple[CloudEvent, Any] | str:
         return f"{CONTRACT_REASON}{type(exc).__name__}: {str(exc)[:500]}"
 
 
-def subscribe(
-    broker: KafkaBroker,
-    subscription: Subscription,
-    *,
-    group_id: str,
-    dead_letters: DeadLetters,
-    policy: DeliveryPolicy,
-    ignore_types: Iterable[str] = (),
-) -> None:
-    """Register a subscriber that commits offsets only after the effect is stored.
-
-    Per message: validate against the contract (a contract violation is dead-lettered at
-    once: retrying cannot fix it), dispatch by type, retry failures with exponential
-    backoff, and dead-letter after `policy.max_attempts`. If even the dead-letter topic
-    cannot be written, the error propagates and FastStream rewinds (NACK) so the message
-    is delivered again rather than lost.
-    """
-    handlers = dict(subscription.handlers)
-    ignored = set(ignore_types)
-
-    async def consume(msg: KafkaMessage) -> None:
-        record: Any = msg.raw_message  # one ConsumerRecord: this subscriber is not a batch one
-        if dead_letters.already_sent(record):
-            return  # dead-lettered, then the commit failed: this is the same message again
-        parsed = read_event(record.value)
-        if isinstance(parsed, str):
-            await dead_letters.send_record(record, parsed, 1)
-            return
-        event, data = parsed
-        handler = handlers.get(event.type)
-        if handler is None:
-            if event.type not in ignored:
-                log.debug("no handler for %s on %s", event.type, subscription.topic)
-            return
-        await run_with_retries(handler, event, data, record, dead_letters, policy)
-
-    broker.subscriber(
-        subscription.topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        # The raw bytes reach `consume`, which validates them itself: a poison message
-        # must reach the dead-letter path, not fail inside a generic decoder.
-        decoder=_raw_decoder,
-        title=f"{group_id}:{subscription.topic}",
-        max_workers=subscription.workers if subscription.workers > 1 else None,
-    )(consume)
-
-
-async def _raw_decoder(msg: Any) -> bytes:
-    return msg.body
-
-
 # (event, data) pairs, or (event, data, record) triples with `with_records=True`.
 BatchHandler = Callable[[list[Any]], Awaitable[None]]
 
@@ -267,60 +207,14 @@ class BatchSubscription:
     with_records: bool = False
 
 
-def subscribe_batch(
-    broker: KafkaBroker,
-    subscription: BatchSubscription,
-    *,
-    group_id: str,
-    dead_letters: DeadLetters,
-    policy: DeliveryPolicy,
-) -> None:
-    """Like `subscribe`, a batch at a time (everything one `getmany` returns, at most
-    `max_records`); offsets are committed after the whole batch's effects are stored.
-
-    Contract violations are dead-lettered one by one, each once. A batch whose handler
-    keeps failing is split in halves until the failing event is alone and dead-lettered,
-    the rest applied; the handler must therefore be idempotent per event (a part of the
-    batch may have been stored before the failure), as every handler is, so a batch
-    delivered again changes nothing.
-    """
-    for type_ in subscription.event_types:
-        spec_for(type_)
-
-    async def consume(msg: KafkaMessage) -> None:
-        records: Any = msg.raw_message
-        batch: list[tuple[CloudEvent, Any, Any]] = []
-        for record in records if isinstance(records, tuple) else (records,):
-            if dead_letters.already_sent(record):
-                continue  # this delivery is a retry of a batch that failed after dead-lettering it
-            parsed = read_event(record.value)
-            if isinstance(parsed, str):
-                await dead_letters.send_record(record, parsed, 1)
-                continue
-            event, data = parsed
-            if event.type in subscription.event_types:
-                batch.append((event, data, record))
-        await handle_batch(subscription, batch, dead_letters, policy)
-
-    broker.subscriber(
-        subscription.topic,
-        group_id=group_id,
-        batch=True,
-        max_records=subscription.max_records,
-        batch_timeout_ms=200,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        decoder=_raw_decoder,
-        title=f"{group_id}:{subscription.topic}:batch",
-    )(consume)
-
-
 async def handle_batch(subscription: BatchSubscription, batch: list[tuple[CloudEvent, Any, Any]],
                        dead_letters: DeadLetters, policy: DeliveryPolicy) -> None:
     """Apply `batch` (valid events of the subscription's types, in offset order) through
     the handler, `max_records` at a time; returns once every event is applied or
-    dead-lettered. Raises only when even the dead-letter topic cannot be written."""
+    dead-lettered. Raises only when even the dead-letter topic cannot be written.
+
+    A part of a failing batch may be stored before the failure and is applied again when
+    its half is retried: the handler must be idempotent per event, as every handler is."""
     for start in range(0, len(batch), subscription.max_records):
         await _apply_or_split(subscription, batch[start:start + subscription.max_records], dead_letters,
                               policy, whole=True)

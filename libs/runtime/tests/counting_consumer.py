@@ -2,7 +2,7 @@
 of a counter) effectively once, through the service consumer (`subscribe_service`, what
 every service runs) and the shared idempotency code.
 
-    python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP [batch KEYS]
+    python counting_consumer.py BOOTSTRAP MONGODB_URL DATABASE TOPIC GROUP [single|batch KEYS]
 
 With `batch`: a batch subscription applying its events with `apply_once_many`, in slices
 of 50 with a pause between, so a kill lands between two writes of one batch.
@@ -29,7 +29,7 @@ async def main(bootstrap: str, mongodb_url: str, database: str, topic: str, grou
     broker = create_broker(bootstrap, service="counting")
 
     async def on_call(event, data) -> None:
-        key = int(event.subject) % 10
+        key = int(event.subject) % int(keys)
         await apply_once(counters, key, event.id, {"$inc": {"n": 1}})
         await asyncio.sleep(0.002)  # a little work, so a kill lands mid-stream
 

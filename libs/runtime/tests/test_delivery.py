@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from crm_contracts.topics import dlq_topic
 from crm_devstack.topics import ensure_topics
 from crm_runtime.consuming import subscribe_service
+from crm_runtime.idempotency import APPLIED
 from crm_runtime.kafka import DeadLetters, DeliveryPolicy, Subscription, create_broker
 from crm_runtime.mongo import create_client
 from crm_runtime.redrive import redrive
@@ -37,17 +38,20 @@ def call_event(n: int, **overrides):
     return make_event(CALL, data, subject=str(n))
 
 
-async def test_consumer_killed_mid_stream_applies_every_event_exactly_once(stack):
+@pytest.mark.parametrize(("mode", "total", "keys", "kill_after"), [
+    ("single", 600, 10, 100),  # per-event handler, `apply_once`: the kill lands between two events
+    ("batch", 3000, 30, 700),  # batch handler, `apply_once_many` in slices: the kill lands mid-batch
+])
+async def test_a_consumer_killed_mid_stream_applies_every_event_exactly_once(stack, mode, total, keys, kill_after):
     topic = f"test.kill.{uuid.uuid4().hex[:8]}"
     database = f"test_kill_{uuid.uuid4().hex[:8]}"
     group = f"crm-test-{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.bootstrap, [topic], partitions=3)
-    total = 600
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    events = [call_event(n) for n in range(total)]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        for n in range(total):
-            e = call_event(n)
+        for e in events:
             await producer.send(topic, e.model_dump_json().encode(), key=e.subject.encode())
         await producer.flush()
     finally:
@@ -58,7 +62,7 @@ async def test_consumer_killed_mid_stream_applies_every_event_exactly_once(stack
 
     def start_consumer() -> subprocess.Popen:
         return subprocess.Popen([sys.executable, str(HERE / "counting_consumer.py"), stack.bootstrap,
-                                 stack.mongodb_url, database, topic, group],
+                                 stack.mongodb_url, database, topic, group, mode, str(keys)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
 
     async def applied() -> int:
@@ -66,21 +70,24 @@ async def test_consumer_killed_mid_stream_applies_every_event_exactly_once(stack
 
     try:
         first = start_consumer()
-        await eventually(lambda: applied_at_least(applied, 100), timeout=60)
-        first.send_signal(signal.SIGKILL)  # no graceful shutdown, no final commit
+        await eventually(lambda: applied_at_least(applied, kill_after), timeout=90)
+        first.send_signal(signal.SIGKILL)  # no graceful shutdown, no final write, no commit
         first.wait()
         killed_at = await applied()
         assert killed_at < total, "the kill should land mid-stream"
 
         second = start_consumer()
         try:
-            await eventually(lambda: applied_at_least(applied, total), timeout=120)
+            await eventually(lambda: applied_at_least(applied, total), timeout=180)
             await asyncio.sleep(2)  # anything applied twice would show up now
-            counts = {d["_id"]: d["n"] async for d in counters.find({})}
-            assert counts == {k: total // 10 for k in range(10)}
+            docs = [d async for d in counters.find({})]
         finally:
             second.terminate()
             second.wait(20)
+        assert {d["_id"]: d["n"] for d in docs} == {k: total // keys for k in range(keys)}
+        recorded = [event_id for d in docs for event_id in d[APPLIED]]
+        assert len(recorded) == len(set(recorded)) == total  # no event id twice, none missing
+        assert set(recorded) == {e.id for e in events}
     finally:
         await client.drop_database(database)
         await client.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -86,6 +87,31 @@ async def test_outbox_backlog_counts_pending_events_until_the_relay_has_publishe
         await drop(stack, ctx.db.name)
 
 
+@asynccontextmanager
+async def stuck_service(stack, topic: str, *, workers: int = 1):
+    """A running service whose handler of `topic` waits until the yielded gate is set;
+    yields (HTTP client, gate, ids of the events handled)."""
+    gate = asyncio.Event()
+    handled: list[str] = []
+
+    async def stuck_until_released(event, data) -> None:
+        await gate.wait()
+        handled.append(event.id)
+
+    contexts: list[ServiceContext] = []
+
+    def wire(ctx: ServiceContext) -> Wiring:
+        contexts.append(ctx)
+        return Wiring(subscriptions=[Subscription(topic, workers=workers).on(CALL, stuck_until_released)])
+
+    app = create_service_app(service_settings(stack), title="metrics", description="d", wire=wire)
+    try:
+        async with running_app(app) as client:
+            yield client, gate, handled
+    finally:
+        await drop(stack, contexts[0].db.name)
+
+
 async def test_consumer_lag_while_a_handler_is_stuck_then_zero_and_dead_letters_by_topic(stack):
     topic = f"test.metrics.lag.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.bootstrap, [topic], partitions=1)
@@ -93,73 +119,40 @@ async def test_consumer_lag_while_a_handler_is_stuck_then_zero_and_dead_letters_
     for n in range(5):
         await produce(stack.bootstrap, topic, call_event(n))
 
-    gate = asyncio.Event()
-    handled: list[str] = []
+    async with stuck_service(stack, topic) as (client, gate, handled):
+        async def lag_is(expected: int) -> bool:
+            text = await scrape(client)
+            return sample(text, "crm_consumer_lag", topic=topic, partition="0") == expected
 
-    async def stuck_until_released(event, data) -> None:
-        await gate.wait()
-        handled.append(event.id)
+        # The poison message is dead-lettered at once; it arrived in one batch with the five
+        # behind the stuck handler, and a batch is committed only once all of it is done.
+        await eventually(lambda: lag_is(6), timeout=60)
+        assert sample(await scrape(client), "crm_dead_letters_total", topic=topic) == 1
+        assert sample(await scrape(client), "crm_contract_violations_total", topic=topic) == 1
 
-    contexts: list[ServiceContext] = []
-
-    def wire(ctx: ServiceContext) -> Wiring:
-        contexts.append(ctx)
-        return Wiring(subscriptions=[Subscription(topic).on(CALL, stuck_until_released)])
-
-    app = create_service_app(service_settings(stack), title="metrics", description="d", wire=wire)
-    try:
-        async with running_app(app) as client:
-            async def lag_is(expected: int) -> bool:
-                text = await scrape(client)
-                return sample(text, "crm_consumer_lag", topic=topic, partition="0") == expected
-
-            # The poison message is dead-lettered at once; it arrived in one batch with the five
-            # behind the stuck handler, and a batch is committed only once all of it is done.
-            await eventually(lambda: lag_is(6), timeout=60)
-            assert sample(await scrape(client), "crm_dead_letters_total", topic=topic) == 1
-            assert sample(await scrape(client), "crm_contract_violations_total", topic=topic) == 1
-
-            gate.set()
-            await eventually(lambda: lag_is(0), timeout=30)
-            assert len(handled) == 5
-    finally:
-        await drop(stack, contexts[0].db.name)
+        gate.set()
+        await eventually(lambda: lag_is(0), timeout=30)
+        assert len(handled) == 5
 
 
-async def test_consumer_lag_covers_every_worker_of_a_subscription(stack):
-    # A subscription with workers (as cases' contacts): lag is reported for all its partitions.
+async def test_consumer_lag_covers_every_partition_of_a_subscription_with_workers(stack):
+    # A subscription with workers (as cases' contacts, keys side by side): lag is reported
+    # for all its partitions.
     topic = f"test.metrics.workers.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.bootstrap, [topic], partitions=2)
     for n in range(8):
         await produce(stack.bootstrap, topic, call_event(n))
 
-    gate = asyncio.Event()
-    handled: list[str] = []
+    async with stuck_service(stack, topic, workers=2) as (client, gate, handled):
+        async def total_lag() -> float:
+            text = await scrape(client)
+            lags = [sample(text, "crm_consumer_lag", topic=topic, partition=p) for p in ("0", "1")]
+            return sum(lag for lag in lags if lag is not None) if None not in lags else -1
 
-    async def stuck_until_released(event, data) -> None:
-        await gate.wait()
-        handled.append(event.id)
-
-    contexts: list[ServiceContext] = []
-
-    def wire(ctx: ServiceContext) -> Wiring:
-        contexts.append(ctx)
-        return Wiring(subscriptions=[Subscription(topic, workers=2).on(CALL, stuck_until_released)])
-
-    app = create_service_app(service_settings(stack), title="metrics", description="d", wire=wire)
-    try:
-        async with running_app(app) as client:
-            async def total_lag() -> float:
-                text = await scrape(client)
-                lags = [sample(text, "crm_consumer_lag", topic=topic, partition=p) for p in ("0", "1")]
-                return sum(lag for lag in lags if lag is not None) if None not in lags else -1
-
-            await eventually(lambda: _equals(total_lag, 8), timeout=60)
-            gate.set()
-            await eventually(lambda: _equals(total_lag, 0), timeout=30)
-            assert len(handled) == 8
-    finally:
-        await drop(stack, contexts[0].db.name)
+        await eventually(lambda: _equals(total_lag, 8), timeout=60)
+        gate.set()
+        await eventually(lambda: _equals(total_lag, 0), timeout=30)
+        assert len(handled) == 8
 
 
 async def _equals(measure, expected: float) -> bool:

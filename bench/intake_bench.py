@@ -1,7 +1,7 @@
 """`intake`: contacts in over HTTP, and a region's customer archive absorbed, next to raw aiokafka.
 
 1. *Burst*: N contacts (front desk, hotline, letters; Chinese text, names, mobiles, a share
-   of repeat callers) `POST /v1/contacts` at concurrency 50 (httpx, keep-alive) against
+   of repeat callers) `POST /v1/contacts` at concurrency 50 (keep-alive, `bench.rawhttp`) against
    intake running as its own uvicorn process; contacts/s, p50/p99, non-2xx, and the time
    until all N `crm.intake.contact.received.v1` are on `crm.intake.contacts.v1` (checked:
    exactly N, one per contact). Next to it: a plain AIOKafkaProducer sending the same N
@@ -31,7 +31,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
@@ -48,6 +47,7 @@ from intake.domain.contacts import contact_id_for
 from intake.domain.customers import DirectoryEntry
 from intake.handlers import directory_entry
 
+from bench import rawhttp
 from bench.common import (
     Headline,
     Section,
@@ -292,7 +292,6 @@ class BurstResult:
 
 async def post_all(base: str, token: str, contacts: list[tuple[dict[str, Any], dict[str, str]]],
                    concurrency: int, *, label: str = "") -> BurstResult:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
@@ -302,40 +301,46 @@ async def post_all(base: str, token: str, contacts: list[tuple[dict[str, Any], d
     done = 0
     common = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=300, trust_env=False) as client:
-        async def worker() -> None:
-            nonlocal created, done
+    # One keep-alive connection per worker (bench.rawhttp: httpx cost the load generator a
+    # third of a core at these rates, on the machine the platform runs on).
+    async def worker() -> None:
+        nonlocal created, done
+        connection = rawhttp.Connection(base)
+        try:
             for body, headers in it:
                 content = json.dumps(body, ensure_ascii=False).encode()
                 t = time.perf_counter()
-                r = None
+                answer: tuple[int, bytes] | None = None
                 # A keep-alive connection the server closed while idle fails the next request
                 # sent on it: retried as a client does (the contact's id is deterministic, so a
                 # retry of a request that did arrive answers created=false).
                 for attempt in range(3):
                     try:
-                        r = await client.post("/v1/contacts", content=content, headers={**common, **headers})
+                        answer = await connection.post("/v1/contacts", content, {**common, **headers})
                         break
-                    except httpx.TransportError as exc:
-                        errors[f"{type(exc).__name__} (retried)" if attempt < 2 else type(exc).__name__] += 1
-                if r is None:
+                    except rawhttp.TransportError:
+                        errors["TransportError (retried)" if attempt < 2 else "TransportError"] += 1
+                if answer is None:
                     statuses[0] += 1
                     continue
                 latencies.append((time.perf_counter() - t) * 1000)
-                statuses[r.status_code] += 1
-                if r.status_code == 202:
-                    answer = r.json()
-                    ids.append(answer["contact_id"])
-                    created += bool(answer["created"])
+                status, data = answer
+                statuses[status] += 1
+                if status == 202:
+                    accepted = json.loads(data)
+                    ids.append(accepted["contact_id"])
+                    created += bool(accepted["created"])
                 elif len(errors) < 5:
-                    errors[f"{r.status_code}: {r.text[:200]}"] += 1
+                    errors[f"{status}: {data[:200].decode(errors='replace')}"] += 1
                 done += 1
                 if label and done % 1000 == 0:
                     progress(f"{label}: {done:,}/{len(contacts):,} answered")
+        finally:
+            await connection.close()
 
-        clock = Stopwatch()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall_s = clock.s
+    clock = Stopwatch()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall_s = clock.s
     return BurstResult(len(contacts), wall_s, latencies, statuses, errors, created, ids)
 
 
@@ -814,7 +819,7 @@ def about(f: dict[str, float]) -> str:
     return (
         "**What `intake` measures.** *Burst*: intake runs as `make run` runs it (`uvicorn --factory "
         "intake.bootstrap:create_app`, one process, INFO logs to a file) on a fresh database and consumer group; "
-        f"{CONCURRENCY} httpx connections post realistic contacts as fast as intake answers. The clock runs from "
+        f"{CONCURRENCY} keep-alive connections (a lean asyncio HTTP/1.1 client, `bench.rawhttp`) post realistic contacts as fast as intake answers. The clock runs from "
         "the first request to the last answer (contacts/s), and on until the last `contact.received` is on "
         "`crm.intake.contacts.v1`; then the new part of the topic is read back and checked against the contacts "
         "sent (their ids are deterministic: channel + `source_ref` or `Idempotency-Key`). The baseline produces "

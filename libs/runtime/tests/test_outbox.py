@@ -241,3 +241,38 @@ async def test_a_young_marker_waits_for_its_document_and_an_old_one_is_dropped(s
                                                          [OutgoingEvent(topic, event(7, "on-its-way"))]))
     assert await relay.relay_once() == 1
     assert await db[MARKERS].count_documents({}) == 0
+
+
+async def test_the_relay_publishes_what_its_process_just_inserted_without_reading_it_back(stack, env):
+    db, broker, topic = env
+    aggregates = db["aggregates"]
+    outbox = Outbox(db)
+    await asyncio.gather(*(outbox.insert(aggregates, {"_id": f"agg-{n}"}, [OutgoingEvent(topic, event(n, f"agg-{n}"))],
+                                         grouped=True) for n in range(20)))
+    relay = relay_of(broker, db)
+    assert await relay.relay_once() == 20
+    assert relay.handed == 20  # none of the 20 read back
+    seen = await wait_for_messages(stack.bootstrap, topic, lambda s: True, count=20)
+    assert sorted(summaries(seen)) == sorted(f"step {n}" for n in range(20))
+    assert await aggregates.count_documents({"outbox_pending": True}) == 0
+    assert await relay.relay_once() == 0
+
+
+async def test_a_handed_document_another_process_wrote_meanwhile_is_read_and_loses_no_event(stack, env):
+    db, broker, topic = env
+    aggregates = db["aggregates"]
+    assert await Outbox(db).insert(aggregates, {"_id": "agg-1", "step": 0}, [OutgoingEvent(topic, event(0))])
+    # Another replica (its own client, so nothing handed over here) appends to it before the relay comes.
+    other = create_client(stack.mongodb_url, app_name="test-other")
+    try:
+        await Outbox(other[db.name]).update(other[db.name]["aggregates"], "agg-1", 0, {"$set": {"step": 1}},
+                                            [OutgoingEvent(topic, event(1))])
+    finally:
+        await other.close()
+    relay = relay_of(broker, db)
+    published = [await relay.relay_once() for _ in range(3)]
+    assert sum(published) == 2 and published[-1] == 0  # the first round found the claim of revision 1 taken
+    seen = await wait_for_messages(stack.bootstrap, topic, lambda s: True, count=2)
+    assert summaries(seen) == ["step 0", "step 1"]  # each once, in the order written
+    doc = await aggregates.find_one({"_id": "agg-1"})
+    assert doc["step"] == 1 and doc["outbox"] == [] and not doc["outbox_pending"]

@@ -24,6 +24,12 @@ Every write to such a document, the relay's included, claims its next revision
 (`crm_runtime.revisions`), which serialises the writers of one document (on FerretDB too,
 whose updates are not atomic).
 
+What a process has just inserted with events it hands to its own relay (`_handoff`): the
+document, its events and its revision 0, so the relay publishes them without reading the
+document back. The marker path stays as it was (a crash loses only the handoff, and the
+relay reads what it was not handed); a document written again meanwhile is caught by the
+relay's claim of revision 1, which is then taken, and takes the path that reads it.
+
 Delivery is at-least-once: a relay killed between publishing and clearing publishes
 again on restart, and consumers are idempotent on the event id.
 """
@@ -32,6 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +55,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from crm_runtime import coalesce
 from crm_runtime.batching import READ_CONCURRENCY, UPDATE_CHUNK, find_by_ids, insert_new, update_by_ids
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
@@ -112,6 +122,19 @@ def marker(collection_name: str, doc_id: Any, at: datetime | None = None) -> dic
             "at": at or datetime.now(UTC)}
 
 
+# The documents a process inserted with events, for its own relay: per client and collection,
+# the newest last. Bounded in number, and in age well within the day claims are kept.
+HANDOFF_MAX = 20_000
+HANDOFF_FOR_S = 120.0
+_handoffs: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderedDict[Any, tuple[float, dict[str, Any]]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _handoff(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, tuple[float, dict[str, Any]]]:
+    per_client = _handoffs.setdefault(collection.database.client, {})
+    return per_client.setdefault((collection.database.name, collection.name), OrderedDict())
+
+
 class Outbox:
     """Writes aggregate documents together with the events they cause."""
 
@@ -119,33 +142,48 @@ class Outbox:
         self.markers = db[MARKERS]
         self.notify = notify
 
-    async def _mark(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any) -> None:
+    async def _mark(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, grouped: bool = False) -> None:
+        if grouped:
+            await coalesce.insert_if_new(self.markers, marker(collection.name, doc_id))
+            return  # (False: already marked, the relay will come)
         try:
             await self.markers.insert_one(marker(collection.name, doc_id))
         except DuplicateKeyError:
             pass  # already marked: the relay will come
 
     async def insert(self, collection: AsyncCollection[dict[str, Any]], document: dict[str, Any],
-                     events: Sequence[OutgoingEvent]) -> bool:
+                     events: Sequence[OutgoingEvent], *, grouped: bool = False) -> bool:
         """Insert a new aggregate with its events; False if its `_id` already exists.
 
         Two round trips: the marker, then the document. No second marker after it: a
         relay that unmarks and reads between the two finds the document missing and
-        keeps the young marker (MARKER_GRACE)."""
+        keeps the young marker (MARKER_GRACE). `grouped`: both inserts travel with those
+        of concurrent callers (`crm_runtime.coalesce`), for a writer under bursts."""
         if events:
-            await self._mark(collection, document["_id"])
-        try:
-            await collection.insert_one(new_document_with_outbox(document, events))
-        except DuplicateKeyError:
-            return False
-        if events and self.notify:
-            self.notify()
+            await self._mark(collection, document["_id"], grouped)
+        stored = new_document_with_outbox(document, events)
+        if grouped:
+            if not await coalesce.insert_if_new(collection, stored):
+                return False
+        else:
+            try:
+                await collection.insert_one(stored)
+            except DuplicateKeyError:
+                return False
+        if events:
+            handoff = _handoff(collection)
+            handoff[stored["_id"]] = (time.monotonic(), {"_id": stored["_id"], OUTBOX: stored[OUTBOX], REV: 0})
+            while len(handoff) > HANDOFF_MAX:
+                handoff.popitem(last=False)
+            if self.notify:
+                self.notify()
         return True
 
     async def update(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, rev: int,
                      update: dict[str, Any], events: Sequence[OutgoingEvent]) -> None:
         """Apply `update` and queue `events` in one write, if the document is still at `rev`
         (else `RevisionConflict`)."""
+        _handoff(collection).pop(doc_id, None)  # no longer as inserted: the relay reads it
         if events:
             await self._mark(collection, doc_id)
         await write_revision(collection, doc_id, rev, with_outbox(update, events))
@@ -186,6 +224,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self.handed = 0  # documents published without reading them (the handoff)
 
     def notify(self) -> None:
         """Something was just written: relay now instead of at the next poll."""
@@ -206,7 +245,11 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             try:
-                if await self.lease.acquire_or_renew():
+                if not await self.lease.acquire_or_renew():
+                    # Another replica relays: what this one was handed goes stale meanwhile.
+                    for collection in self.collections.values():
+                        _handoff(collection).clear()
+                else:
                     if not self._swept:
                         await self.sweep()
                     while await self.relay_once():
@@ -265,7 +308,18 @@ class OutboxRelay:
 
     async def _read(self, collection: AsyncCollection[dict[str, Any]], ids: list[Any],
                     ferret: bool) -> dict[Any, dict[str, Any]]:
-        return await find_by_ids(collection, ids, {OUTBOX: 1, REV: 1}, concurrency=self.concurrency)
+        """The documents (their outbox and revision): those this process just inserted from
+        the handoff, the others read."""
+        handoff, fresh_after = _handoff(collection), time.monotonic() - HANDOFF_FOR_S
+        handed: dict[Any, dict[str, Any]] = {}
+        for doc_id in ids:
+            at_doc = handoff.pop(doc_id, None)
+            if at_doc is not None and at_doc[0] > fresh_after:
+                handed[doc_id] = at_doc[1]
+        self.handed += len(handed)
+        read = await find_by_ids(collection, [i for i in ids if i not in handed], {OUTBOX: 1, REV: 1},
+                                 concurrency=self.concurrency)
+        return {**read, **handed}
 
     async def _relay_batch(self, collection: AsyncCollection[dict[str, Any]], markers: list[dict[str, Any]],
                            ferret: bool) -> int:

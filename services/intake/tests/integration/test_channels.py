@@ -309,6 +309,31 @@ async def test_one_new_caller_on_several_channels_at_once_is_recorded_every_time
     assert {c["contact_id"] for c in recent["contacts"]} == contact_ids  # none dropped by a racing writer
 
 
+async def test_a_burst_with_repeats_in_flight_records_each_contact_once_with_one_event(stack, intake):
+    # 20 callers, each request sent twice at the same moment (a client retrying at once): the
+    # concurrent inserts travel together to the store, and a repeat meets its twin there.
+    run = uuid.uuid4().hex[:8]
+    keys = [f"burst-{run}-{i}" for i in range(20)]
+
+    def post(i: int):
+        return intake.post("/v1/contacts", headers={**token(), "Idempotency-Key": keys[i]}, json=front_desk(
+            subject=f"报修 {i}", body=f"{i}号业主家里水管爆裂", customer={"name": "李雷", "phone": f"1370000{i:04d}"}))
+
+    responses = await asyncio.gather(*(post(i) for i in [*range(20), *range(20)]))
+    assert [r.status_code for r in responses] == [202] * 40, [r.text for r in responses]
+    for i in range(20):
+        first, twin = responses[i].json(), responses[20 + i].json()
+        assert first["contact_id"] == twin["contact_id"]
+        assert sorted([first["created"], twin["created"]]) == [False, True]  # stored once
+    ids = {r.json()["contact_id"] for r in responses}
+    mine = lambda s: s.json()["type"] == RECEIVED and s.json()["data"]["contact_id"] in ids  # noqa: E731
+    await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS, mine, count=20)
+    seen = await wait_for_messages(stack.bootstrap, topics.INTAKE_CONTACTS, mine, count=20)
+    assert sorted(s.json()["data"]["contact_id"] for s in seen) == sorted(ids)  # one event each
+    contacts = intake.app.state.ctx.db["contacts"]
+    assert await contacts.count_documents({"idempotency_key": {"$in": keys}}) == 20
+
+
 async def test_near_identical_repeat_within_a_day_is_recorded_and_marked_duplicate(stack, intake):
     phone = f"1390000{uuid.uuid4().int % 10000:04d}"
     first = await intake.post("/v1/contacts", headers=token(), json=front_desk(customer={"phone": phone}))

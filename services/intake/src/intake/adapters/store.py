@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from crm_contracts.events.intake import ContactReceived
-from crm_runtime.batching import insert_new, update_by_ids
+from crm_runtime import coalesce
+from crm_runtime.batching import insert_new as insert_bulk
+from crm_runtime.batching import update_by_ids
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict, write_revision
 from crm_runtime.rmw import read_modify_write
@@ -80,7 +82,9 @@ class MongoContactStore:
         `reply_to` is not kept: the provisional customer's directory entry holds it."""
         contact = {"_id": data.contact_id, **data.model_dump(mode="python", exclude={"contact_id", "reply_to"}),
                    "normalised_text": normalised_text, "idempotency_key": idempotency_key}
-        if not await self.outbox.insert(self.collection, contact, events):
+        # Grouped with the inserts of concurrent requests: a burst's contacts and markers
+        # travel to the store a command for many (each answered once its own is stored).
+        if not await self.outbox.insert(self.collection, contact, events, grouped=True):
             return False
         if contact.get("customer_id"):
             await self._remember_recent(contact)
@@ -109,7 +113,7 @@ class MongoContactStore:
 
         async def save(contacts: list[dict[str, Any]], rev: int | None) -> None:
             if rev is None:
-                await self.recent.insert_one({"_id": customer_id, "contacts": contacts, REV: 0})
+                await coalesce.insert_one(self.recent, {"_id": customer_id, "contacts": contacts, REV: 0})
             else:
                 await write_revision(self.recent, customer_id, rev, {"$set": {"contacts": contacts}})
 
@@ -167,7 +171,7 @@ class MongoDirectory:
     async def save(self, entry: DirectoryEntry) -> bool:
         """Upsert an entry and its lookup keys; replaying the same entry changes nothing.
         True if the customer was new."""
-        new, _ = await self._save(newest_per_customer([entry]))
+        new, _ = await self._save(newest_per_customer([entry]), grouped=True)
         return entry.customer_id in new
 
     async def save_many(self, entries: list[DirectoryEntry]) -> list[str]:
@@ -179,8 +183,10 @@ class MongoDirectory:
         _, shared = await self._save(newest_per_customer(entries))
         return shared
 
-    async def _save(self, latest: dict[str, DirectoryEntry]) -> tuple[set[str], list[str]]:
-        """The customers that were new, and the lookup keys that existed before."""
+    async def _save(self, latest: dict[str, DirectoryEntry], grouped: bool = False) -> tuple[set[str], list[str]]:
+        """The customers that were new, and the lookup keys that existed before. `grouped`:
+        one request's entry, its inserts sent with those of concurrent requests."""
+        insert_new = coalesce.insert_new if grouped else insert_bulk
         existed = list(await insert_new(self.customers,
                                         [{"_id": cid, **self._document(e)} for cid, e in latest.items()]))
         new = set(latest) - set(existed)

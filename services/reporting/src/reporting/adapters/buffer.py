@@ -33,6 +33,7 @@ class BufferedGeneration:
         self.changed: dict[str, set[str]] = {k: set() for k in KINDS}
         self._stored: dict[str, set[str]] = {k: set() for k in KINDS}
         self._recent: set[str] = set()  # entities touched since the last flush
+        self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -71,6 +72,7 @@ class BufferedGeneration:
         self.fresh = False
         for cache in self.cache.values():
             cache.clear()
+        self.marks.clear()
         self._recent.clear()
 
     @property

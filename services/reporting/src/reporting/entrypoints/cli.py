@@ -71,6 +71,8 @@ async def rebuild(settings: ReportingSettings, *, generation: str | None = None,
             if switched and (not n or time.monotonic() - flushed_at >= flush_s):
                 await replay.flush()
                 flushed_at = time.monotonic()
+                if switch and (await models.pointer())["generation"] != name:
+                    break  # a later rebuild switched away: this generation is written no more
             if not switched and not n and await replay.caught_up():
                 await replay.flush()  # everything stored (and committed) before anyone reads it
                 replay.gen.fresh = False  # from now on a follower: stored and committed as it goes

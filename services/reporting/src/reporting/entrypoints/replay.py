@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -150,11 +151,15 @@ class _Handover(ConsumerRebalanceListener):
 
 
 async def follow_active(settings: ReportingSettings, models: ReadModels, started_with: str,
-                        poll_s: float = 1.0) -> None:
+                        poll_s: float = 1.0, retire: Callable[[], Awaitable[None]] | None = None) -> None:
     """In a running service: while the active generation is not the one its consumers
     were started with (a rebuild switched), keep the active one current with a replay in
-    that generation's group; runs until cancelled."""
+    that generation's group; runs until cancelled. Once such a replay has joined its group,
+    `retire` stops the consumers of `started_with`: nobody reads that generation any more,
+    and writing it would only cost the store. From then on any active generation,
+    `started_with` included (a later rebuild into that name), is kept by a replay."""
     replay: Replay | None = None
+    retired = retire is None  # nothing to stop: follow whatever is active
     try:
         while True:
             try:
@@ -162,11 +167,15 @@ async def follow_active(settings: ReportingSettings, models: ReadModels, started
                 if replay is not None and replay.name != active:
                     await replay.stop()
                     replay = None
-                if replay is None and active != started_with:
+                if replay is None and (active != started_with or (retired and retire is not None)):
                     log.info("following generation %s", active)
                     replay = Replay(settings, models, active, fresh=False, max_records=500,
                                     client_id="crm-reporting-follower")
                     await replay.start()
+                    if not retired and retire is not None:
+                        await retire()
+                        retired = True
+                        log.info("consumers of generation %s stopped", started_with)
                 if replay is not None:
                     await replay.step(timeout_ms=int(poll_s * 1000))  # waits up to poll_s itself
                     continue

@@ -182,7 +182,9 @@ async def test_a_late_event_restates_its_month_but_not_the_month_close(stack, re
 async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(stack, suffix, reporting, world):
     live = await kpis(reporting)
     project = await kpis(reporting, project=world.project)
-    task = asyncio.create_task(rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0))
+    # a few entities held at a time: most are stored in the background and read back later
+    task = asyncio.create_task(rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0,
+                                       max_entities=6))
     answers = 0
     while not task.done():
         assert await kpis(reporting) == live  # first from g1, then, once switched, from g2
@@ -202,6 +204,9 @@ async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(s
     g1 = {d["_id"]: decode(d)["counters"] async for d in db["g1_shards"].find({})}
     g2 = {d["_id"]: decode(d)["counters"] async for d in db["g2_shards"].find({})}
     assert g1 == g2 and len(g2) > 20
+    facts1 = {d["_id"]: decode(d)["facts"] async for d in db["g1_entities"].find({})}
+    facts2 = {d["_id"]: decode(d)["facts"] async for d in db["g2_entities"].find({})}
+    assert facts1 == facts2 and len(facts2) > 20
 
 
 async def test_channel_statistics_are_counted_here(reporting, world):

@@ -88,8 +88,7 @@ def effect_of(records: list[Record], states: dict[str, dict[str, Any]]) -> Batch
             effect.shards[shard_id(cell, record.topic, record.partition)].append(
                 Contribution(record.offset, slice_, counter, now - was, drill_id, op))
         effect.entities[eid] = {
-            **doc, "facts": new, "topic": record.topic, "partition": record.partition,
-            "applied_offset": record.offset,
+            **doc, "facts": new, "applied_offset": record.offset,
             "applied_ids": [*doc["applied_ids"], record.event.id][-MAX_APPLIED_IDS:]}
     return effect
 

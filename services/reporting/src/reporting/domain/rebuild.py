@@ -60,7 +60,7 @@ def apply_in_memory(records: list[Record], entities: dict[str, Doc], shards: dic
         if kind is None:
             continue
         eid = entity_id(record.topic, event.subject)
-        doc = entities.get(eid) or {"_id": eid, "kind": kind, "facts": {}, "applied_offset": -1, "applied_ids": []}
+        doc = entities.get(eid) or {"_id": eid, "facts": {}, "applied_offset": -1, "applied_ids": []}
         offset = record.offset
         if offset <= doc["applied_offset"] or event.id in doc["applied_ids"]:
             continue
@@ -79,7 +79,7 @@ def apply_in_memory(records: list[Record], entities: dict[str, Doc], shards: dic
                   dirty, marks, check=True)
         ids_seen = doc["applied_ids"]
         entities[eid] = {
-            **doc, "facts": new, "topic": record.topic, "partition": record.partition, "applied_offset": offset,
+            **doc, "facts": new, "applied_offset": offset,
             "applied_ids": [*ids_seen, event.id] if len(ids_seen) < MAX_APPLIED_IDS
             else [*ids_seen, event.id][-MAX_APPLIED_IDS:]}
         dirty_e.add(eid)

@@ -40,9 +40,9 @@ class Replay:
     Otherwise each batch is stored and committed before the next (a follower)."""
 
     def __init__(self, settings: ReportingSettings, models: ReadModels, name: str, *, fresh: bool,
-                 max_records: int = 2000, client_id: str = "crm-reporting-replay"):
+                 max_records: int = 2000, client_id: str = "crm-reporting-replay", max_entities: int = 250_000):
         self.name = name
-        self.gen = BufferedGeneration(models.generation(name), fresh=fresh)
+        self.gen = BufferedGeneration(models.generation(name), fresh=fresh, max_entities=max_entities)
         self.topics = list(consumed_topics())
         self.max_records = max_records
         self.skipped = 0

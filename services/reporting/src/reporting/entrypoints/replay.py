@@ -68,6 +68,8 @@ class Replay:
         with contextlib.suppress(Exception):
             if not self.gen.fresh:
                 await self.flush()
+            else:  # a rebuild stopped early: let its write in the background end (its data is dropped later)
+                await self.gen.settle()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
 

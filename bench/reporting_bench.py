@@ -12,8 +12,9 @@
    stored as the service stores them, not replayed through Kafka;
 2. `reporting rebuild` over 2,000,000 events on the platform's topics (contacts, case
    steps, surveys, repairs), next to raw aiokafka consuming the same topics in the same run
-   (goal: at least 30 % of raw), with the wall time spent decoding, applying in memory and
-   storing each kind of document.
+   (goal: at least 30 % of raw) and raw aiokafka plus the contract validation of every
+   record (the ceiling of any consumer that validates, as one must to dead-letter poison),
+   with the wall time spent decoding, applying in memory and storing each kind of document.
 
     .venv/bin/python -m bench reporting [--quick]
 

@@ -3,8 +3,9 @@ for a replica following a generation it did not start with.
 
 The rebuild is the only writer of its fresh generation (its own consumer group), so what
 it has not written does not exist: a miss needs no read, and its shards stay in memory
-until the end. Batches are applied in memory; entities are stored when too many are held
-(those not touched lately are then let go), and everything is stored before the switch.
+until the end. Batches are applied in memory; changed entities are stored in the background
+every so often (and those not touched lately let go once written when too many are held),
+and everything is stored before the switch.
 Kafka offsets are committed only after a full flush. A crash before one replays those
 events, which the stored offsets make harmless.
 """

@@ -138,8 +138,13 @@ class BufferedGeneration:
 
     async def _store(self, key: str, fresh: list[Doc], known: list[Doc]) -> None:
         collection = self._collection(key)
-        for i in range(0, len(fresh), INSERT_CHUNK):  # encoded a chunk at a time: the loop keeps turning
-            chunk = [encode(d) for d in fresh[i:i + INSERT_CHUNK]]
+
+        async def insert(part: list[Doc]) -> None:
+            chunk = [encode(d) for d in part]  # encoded before its slot: the next insert waits ready
             async with self.gen.write_slots:
                 await collection.insert_many(chunk, ordered=False)
+
+        # Every write slot busy: the store always has an insert queued, also while the loop is
+        # held by the fold (one insert at a time left it idle between two chunks).
+        await asyncio.gather(*(insert(fresh[i:i + INSERT_CHUNK]) for i in range(0, len(fresh), INSERT_CHUNK)))
         await self.gen.write(collection, known)  # replaces, a few statements a command

@@ -12,8 +12,9 @@
    stored as the service stores them, not replayed through Kafka;
 2. `reporting rebuild` over 2,000,000 events on the platform's topics (contacts, case
    steps, surveys, repairs), next to raw aiokafka consuming the same topics in the same run
-   (goal: at least 30 % of raw), with the wall time spent decoding, applying in memory and
-   storing each kind of document.
+   (goal: at least 30 % of raw) and raw aiokafka plus the contract validation of every
+   record (the ceiling of any consumer that validates, as one must to dead-letter poison),
+   with the wall time spent decoding, applying in memory and storing each kind of document.
 
     .venv/bin/python -m bench reporting [--quick]
 
@@ -254,16 +255,19 @@ async def query_benchmark(stack: Any, small: int, large: int, rounds: int) -> tu
     lines = ["| query | p50 at " + f"{small:,}" + " ms | p99 ms | p50 at " + f"{large:,}" + " ms | p99 ms | "
              "p99 growth | documents read a call | CPU share of the call |",
              "|---|---|---|---|---|---|---|---|"]
-    worst = 0.0
+    worst, store_p99, store_growth = 0.0, [], []
     for name in measured[small]:
         (a50, a99, _, _), (b50, b99, reads, cpu) = measured[small][name], measured[large][name]
         worst = max(worst, b99)
+        store_p99.append(b99)
+        store_growth.append(b99 / a99)
         lines.append(f"| {name} | {a50:.1f} | {a99:.1f} | {b50:.1f} | {b99:.1f} | {b99 / a99:.2f}x | {reads:.0f} "
                      f"| {cpu:.0%} |")
-    worst_cached = 0.0
+    worst_cached, cached_growth = 0.0, []
     for name in cached[small]:
         (a50, a99, _, _), (b50, b99, reads, cpu) = cached[small][name], cached[large][name]
         worst_cached = max(worst_cached, b99)
+        cached_growth.append(b99 / a99)
         lines.append(f"| {name}, from memory while nothing was committed | {a50:.1f} | {a99:.1f} | {b50:.1f} | "
                      f"{b99:.1f} | {b99 / a99:.2f}x | {reads:.0f} | {cpu:.0%} |")
     (r50s, r99s, n), (r50, r99, _) = raw[small], raw[large]
@@ -276,7 +280,12 @@ async def query_benchmark(stack: Any, small: int, large: int, rounds: int) -> tu
               "partition committed since the previous query: the worst case); the next five are the same queries "
               "while no partition committed (one Kafka OffsetFetch, the shards from memory).",
               "", f"Worst p99 at {large:,} cases from memory: {worst_cached:.1f} ms."]
-    return lines, worst
+    first = "KPIs, region and month"
+    facts = {"small": small, "large": large, "worst": worst, "store_p99": (min(store_p99), max(store_p99)),
+             "store_growth": max(store_growth), "cached_p99": worst_cached, "cached_growth": max(cached_growth),
+             "raw_p99": r99, "raw_n": n, "reads": sorted({int(measured[large][q][2]) for q in measured[large]}),
+             "p50": (measured[small][first][0], measured[large][first][0])}
+    return lines, facts
 
 
 # ------------------------------------------------------------------------- 2. rebuild
@@ -333,8 +342,13 @@ def synthetic_events(total: int) -> dict[str, list[tuple[bytes, bytes]]]:
     return out
 
 
-async def raw_consume_all(bootstrap: str, names: list[str], count: int, group: str) -> float:
+async def raw_consume_all(bootstrap: str, names: list[str], count: int, group: str, *, validate: bool = False
+                          ) -> float:
+    """Seconds to consume `count` records with plain aiokafka; `validate`: also check each
+    record against its contract (parse_event), as any consumer that must dead-letter
+    poison does: the ceiling of a validating rebuild on this machine."""
     from aiokafka import AIOKafkaConsumer
+    from crm_contracts.registry import ContractError, parse_event
 
     consumer = AIOKafkaConsumer(*names, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -346,6 +360,13 @@ async def raw_consume_all(bootstrap: str, names: list[str], count: int, group: s
             if batch and first is None:
                 first = time.perf_counter()
             seen += sum(len(v) for v in batch.values())
+            if validate:
+                for messages in batch.values():
+                    for m in messages:
+                        try:
+                            parse_event(m.value or b"")
+                        except ContractError:
+                            pass
             if batch:
                 await consumer.commit()
         return time.perf_counter() - (first or time.perf_counter())
@@ -355,16 +376,18 @@ async def raw_consume_all(bootstrap: str, names: list[str], count: int, group: s
 
 class RebuildProfile:
     """Where a rebuild's time goes: wall time in decoding (contract validation), applying
-    batches in memory, and storing each kind of document, by wrapping those steps."""
+    batches in memory, and storing each kind of document, by wrapping those steps. The
+    entities stored to make room in memory are written in the background while the fold
+    goes on: their seconds overlap the other steps'."""
 
     def __init__(self) -> None:
         from reporting.adapters import buffer
         from reporting.entrypoints import replay
 
         self.buffer, self.replay = buffer, replay
-        self.originals = (replay.parse_event, replay.handlers.apply_replay, buffer.BufferedGeneration._flush)
+        self.originals = (replay.parse_event, replay.handlers.apply_replay, buffer.BufferedGeneration._store)
         self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        parse, apply, flush = self.originals
+        parse, apply, store = self.originals
         spent = self.spent
 
         def timed_parse(raw: bytes) -> Any:
@@ -381,18 +404,18 @@ class RebuildProfile:
             spent["fold and aggregate in memory"][0] += time.perf_counter() - clock
             spent["fold and aggregate in memory"][1] += len(records)
 
-        async def timed_flush(gen: Any, key: str) -> None:
-            count, clock = len(gen.changed[key]), time.perf_counter()
-            await flush(gen, key)
+        async def timed_store(gen: Any, key: str, fresh: list[Any], known: list[Any]) -> None:
+            clock = time.perf_counter()
+            await store(gen, key, fresh, known)
             spent[f"store {key}"][0] += time.perf_counter() - clock
-            spent[f"store {key}"][1] += count
+            spent[f"store {key}"][1] += len(fresh) + len(known)
 
         replay.parse_event = timed_parse
         replay.handlers.apply_replay = timed_apply
-        buffer.BufferedGeneration._flush = timed_flush  # type: ignore[method-assign]
+        buffer.BufferedGeneration._store = timed_store  # type: ignore[method-assign]
 
     def close(self) -> None:
-        self.replay.parse_event, self.replay.handlers.apply_replay, self.buffer.BufferedGeneration._flush = (
+        self.replay.parse_event, self.replay.handlers.apply_replay, self.buffer.BufferedGeneration._store = (
             self.originals)  # type: ignore[method-assign]
 
 
@@ -408,6 +431,9 @@ async def rebuild_benchmark(stack: Any, total: int) -> tuple[list[str], float, f
     del events
     raw_s = await raw_consume_all(stack.bootstrap, list(consumed_topics()), count, f"bench-raw-{uuid.uuid4().hex[:6]}")
     progress(f"raw consume: {count / raw_s:,.0f}/s")
+    valid_s = await raw_consume_all(stack.bootstrap, list(consumed_topics()), count,
+                                    f"bench-valid-{uuid.uuid4().hex[:6]}", validate=True)
+    progress(f"raw consume + contract validation: {count / valid_s:,.0f}/s")
     s = settings(stack, unique_suffix())
     profile = RebuildProfile()
     try:
@@ -416,19 +442,86 @@ async def rebuild_benchmark(stack: Any, total: int) -> tuple[list[str], float, f
         profile.close()
     progress(f"rebuild: {result.events:,} records read in {result.seconds:.0f} s")
     # the events of the topics over the time to switch (a record read twice after a rebalance counts once)
-    rate, raw = count / result.seconds, count / raw_s
+    rate, raw, valid = count / result.seconds, count / raw_s, count / valid_s
     lines = ["| path | events | seconds | events/s |", "|---|---|---|---|",
              f"| raw aiokafka consume (group, commit per getmany of 2,000) | {count:,} | {raw_s:.1f} | {num(raw)} |",
+             f"| raw aiokafka consume + contract validation of every record (parse_event) | {count:,} "
+             f"| {valid_s:.1f} | {num(valid)} |",
              f"| `reporting rebuild` (fresh generation, switch at lag 0) | {count:,} | {result.seconds:.1f} "
              f"| {num(rate)} |",
-             "", f"Ratio rebuild / raw: {rate / raw:.3f} (goal ≥ 0.30). The rebuild's time counts from its start "
-             f"(joining its group included) to the switch; it read {result.events:,} records.", "",
+             "", f"Ratio rebuild / raw: {rate / raw:.3f} (goal ≥ 0.30); rebuild / raw + validation (the ceiling of "
+             f"any consumer that validates, as one must to dead-letter poison): {rate / valid:.2f}; raw + "
+             f"validation / raw: {valid / raw:.2f}. The rebuild's time counts from its start (joining its group "
+             f"included) to the switch; it read {result.events:,} records.", "",
              "Where the rebuild's time went (wall time inside each step; the rest is Kafka fetches and the loop):",
              "", "| step | seconds | share | items | items/s |", "|---|---|---|---|---|"]
     for step, (seconds, items) in profile.spent.items():
         lines.append(f"| {step} | {seconds:.1f} | {seconds / result.seconds:.0%} | {items:,} | "
                      f"{num(items / seconds) if seconds else '-'} |")
-    return lines, rate, raw
+    facts = {"rate": rate, "raw": raw, "valid": valid, "events": count, "seconds": result.seconds,
+             "steps": {step: seconds / result.seconds for step, (seconds, _) in profile.spent.items()},
+             "entities": profile.spent["store entities"][1]}
+    return lines, rate, raw, facts
+
+
+class LoadSampler:
+    """The machine's 1-minute load average every few seconds while the section runs: the
+    numbers are read next to how busy the shared machine was."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            await asyncio.sleep(5)
+
+    def stop(self) -> tuple[float, float]:
+        self.task.cancel()
+        return min(self.samples), max(self.samples)
+
+
+def reading(q: dict[str, Any], r: dict[str, Any], load: tuple[float, float]) -> str:
+    """The section's "How to read it", from this run's numbers."""
+    goal_q = 100.0
+    lo, hi = q["store_p99"]
+    store_met = q["worst"] <= goal_q and q["store_growth"] <= 2
+    cached_met = q["cached_p99"] <= goal_q and q["cached_growth"] <= 2
+    reads = "/".join(str(n) for n in q["reads"])
+    queries = (
+        f"*Queries*: a call reads the same {reads} shard documents at {q['small']:,} and at {q['large']:,} cases, so "
+        f"its work does not grow with the cases (first row's p50 {q['p50'][0]:.1f} → {q['p50'][1]:.1f} ms). From the "
+        f"store (every shard read again), p99 at {q['large']:,} is {lo:.0f}–{hi:.0f} ms and grows at most "
+        f"{q['store_growth']:.2f}x: " + ("both goals met. " if store_met else
+        f"the goal (≤ 100 ms, ≤ 2x) is not met on that path, and what stops it is the store's own tail on this "
+        f"shared machine: the raw limit, {q['raw_n']} plain concurrent find_one by _id in the same run, has a p99 of "
+        f"{q['raw_p99']:.0f} ms. ") +
+        f"From memory (no source partition committed since the shards were read; one Kafka OffsetFetch) every "
+        f"query's p99 is ≤ {q['cached_p99']:.1f} ms and grows ≤ {q['cached_growth']:.2f}x: " +
+        ("both goals met" if cached_met else "not met") + "; under steady ingest the partitions that committed "
+        "between two queries are read again (the first path's cost, for those shards).")
+    rate, raw, valid = r["rate"], r["raw"], r["valid"]
+    steps = sorted(r["steps"].items(), key=lambda kv: -kv[1])
+    where = ", ".join(f"{step} {share:.0%}" for step, share in steps)
+    met = rate / raw >= 0.30
+    rebuild_text = (
+        f"*Rebuild*: {num(rate)} events/s over {r['events']:,} events, {rate / raw:.3f} of raw consume "
+        f"({num(raw)}/s; goal 0.30, {'met' if met else 'not met'}) and {rate / valid:.2f} of raw consume with the "
+        f"contract validation of every record ({num(valid)}/s). That validation alone — which any consumer that "
+        f"must dead-letter poison does — leaves {valid / raw:.0%} of raw on this machine"
+        + (", below the goal's 30 %: no validating consumer in one Python process reaches it here, whatever it "
+           "does after validating. " if valid / raw < 0.30 else ". ")
+        + f"Where the rebuild's time went (wall time of each step over the whole rebuild): {where}. The entities "
+        f"({r['entities']:,} documents, one per case, contact, survey and work order) are stored in the background "
+        "while the fold goes on, so that step's share overlaps the others'; the fold computes each entity's profile "
+        "diff once per batch of 20,000 records (a case's steps mostly fall in one), and what is left of it is "
+        "pure-Python dict work per counter moved. "
+        + ("" if met else "What stops the goal: the store's insert rate for the entities and the shards "
+           "(FerretDB's cost follows the bytes written) and the validation's share, on two CPUs that Kafka, "
+           "FerretDB and this process share."))
+    return (f"**How to read it** (this run; the machine's 1-minute load average was {load[0]:.0f}–{load[1]:.0f} "
+            f"while it ran). {queries} {rebuild_text}")
 
 
 async def run(stack: Any, quick: bool) -> Section:
@@ -438,13 +531,15 @@ async def run(stack: Any, quick: bool) -> Section:
     clock = Stopwatch()
     section = Section("reporting", "Reporting: KPI queries at volume and a rebuild",
                       sizes=f"queries at {small:,} and {large:,} cases, rebuild of {total:,} events")
-    query_lines, worst = await query_benchmark(stack, small, large, rounds)
-    rebuild_lines, rate, raw = await rebuild_benchmark(stack, total)
+    load = LoadSampler()
+    query_lines, q = await query_benchmark(stack, small, large, rounds)
+    rebuild_lines, rate, raw, r = await rebuild_benchmark(stack, total)
+    worst = q["worst"]
     section.headlines = [Headline("reporting: rebuild from every topic", "reporting rebuild (fresh generation, switch at lag 0)",
                                   rate, "AIOKafkaConsumer, group, commit per getmany", raw)]
     section.details = ["**KPI and report queries** (p50/p99 over repeated calls)", "", *query_lines,
                        f"Worst p99 at {large:,} cases: {worst:.1f} ms (goal ≤ 100 ms).", "",
-                       "**Rebuild**", "", *rebuild_lines]
+                       "**Rebuild**", "", *rebuild_lines, "", reading(q, r, load.stop())]
     section.about = __doc__ or ""
     section.seconds = clock.s
     return section

@@ -38,11 +38,24 @@ def wire(settings: ReportingSettings, generation: str):
         written = deps.models.generation(generation)
         tasks: list[asyncio.Task[None]] = []
 
+        retired: list[bool] = []
+
         async def target():
-            return written
+            return None if retired else written  # None: retired, the batch is not written
+
+        own_group = consumer_group_for(settings, generation)
+
+        async def retire() -> None:
+            """Stop this process's consumers of the generation it started with (its group
+            leaves, so no batch of it is written any more); the follower writes the active one."""
+            retired.append(True)
+            for subscriber in ctx.broker.subscribers:
+                if getattr(subscriber, "group_id", None) == own_group:
+                    await subscriber.stop()
 
         async def start_follower() -> None:
-            tasks.append(asyncio.create_task(replay.follow_active(settings, deps.models, generation)))
+            tasks.append(asyncio.create_task(
+                replay.follow_active(settings, deps.models, generation, retire=retire)))
 
         async def stop_follower() -> None:
             for task in tasks:

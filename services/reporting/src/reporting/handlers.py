@@ -14,8 +14,9 @@ from crm_contracts import topics
 from reporting.adapters.buffer import BufferedGeneration
 from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
-from reporting.domain.apply import Record, apply_in_memory, effect_of, merge_ids, merge_shard, sum_counters
+from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
+from reporting.domain.rebuild import apply_in_memory
 
 MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS,
                 topics.NOTIFICATIONS_DELIVERIES, topics.PARTNER_REPAIRS, topics.PARTNER_SALES,
@@ -60,7 +61,8 @@ async def apply_replay(gen: BufferedGeneration, records: list[Record]) -> None:
         return
     await gen.note_partitions({(r.topic, r.partition) for r in records})
     await gen.load_entities({f"{r.topic}|{r.event.subject}" for r in records})
-    apply_in_memory(records, gen.cache[gen.entities], gen.cache[gen.shards], gen.cache[gen.ids], gen.changed)
+    apply_in_memory(records, gen.cache[gen.entities], gen.cache[gen.shards], gen.cache[gen.ids], gen.changed,
+                    gen.marks)
 
 
 # --------------------------------------------------------------------------------- read

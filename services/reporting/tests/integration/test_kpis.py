@@ -182,7 +182,9 @@ async def test_a_late_event_restates_its_month_but_not_the_month_close(stack, re
 async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(stack, suffix, reporting, world):
     live = await kpis(reporting)
     project = await kpis(reporting, project=world.project)
-    task = asyncio.create_task(rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0))
+    # a few entities held at a time: most are stored in the background and read back later
+    task = asyncio.create_task(rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0,
+                                       max_entities=6))
     answers = 0
     while not task.done():
         assert await kpis(reporting) == live  # first from g1, then, once switched, from g2
@@ -202,6 +204,9 @@ async def test_a_rebuild_equals_the_live_models_and_the_api_answers_throughout(s
     g1 = {d["_id"]: decode(d)["counters"] async for d in db["g1_shards"].find({})}
     g2 = {d["_id"]: decode(d)["counters"] async for d in db["g2_shards"].find({})}
     assert g1 == g2 and len(g2) > 20
+    facts1 = {d["_id"]: decode(d)["facts"] async for d in db["g1_entities"].find({})}
+    facts2 = {d["_id"]: decode(d)["facts"] async for d in db["g2_entities"].find({})}
+    assert facts1 == facts2 and len(facts2) > 20
 
 
 async def test_channel_statistics_are_counted_here(reporting, world):
@@ -234,3 +239,48 @@ async def test_after_a_rebuild_switched_the_running_service_keeps_the_new_models
         return body["generation"] == result.generation and contacts == before + 1
 
     assert await eventually(counted_in_the_new_generation, timeout=90, interval=0.5)
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        (described,) = response.groups  # (error, group, state, protocol type, protocol, members, ...)
+        return len(described[5])
+    finally:
+        await admin.close()
+
+
+async def test_after_a_switch_nothing_more_is_written_into_the_old_generation(stack, suffix, reporting, world):
+    db = reporting.app.state.ctx.db
+    started_with = reporting.app.state.ctx.settings.consumer_group  # the group of the generation it started with
+    result = await rebuild(reporting_settings(stack, suffix), progress=False, follow_s=0)
+    assert result.switched
+
+    async def old_group_left():
+        return await group_members(stack.bootstrap, started_with) == 0
+
+    assert await eventually(old_group_left, timeout=60, interval=0.5)  # the old generation's consumers stopped
+    first = "g1"
+    before = {d["_id"]: d async for d in db[f"{first}_shards"].find({})}
+    entities_before = await db[f"{first}_entities"].count_documents({})
+    start = (await kpis(reporting))["contacts"]["value"]
+    late = scenario.Scenario()
+    late.contact("letter", scenario.at(3, 30))
+    await late.events.publish(stack.bootstrap)
+
+    async def counted():
+        r = await reporting.get("/v1/kpis", params={"region": "shenzhen", "month": scenario.MARCH},
+                                headers=token())
+        body = r.json()
+        return (body["generation"] == result.generation
+                and {row["kpi"]: row for row in body["kpis"]}["contacts"]["value"] == start + 1)
+
+    assert await eventually(counted, timeout=90, interval=0.5)
+    assert await eventually(lambda: group_caught_up(stack.bootstrap, f"{started_with}-{result.generation}",
+                                                    list(consumed_topics())), timeout=60, interval=0.5)
+    assert {d["_id"]: d async for d in db[f"{first}_shards"].find({})} == before
+    assert await db[f"{first}_entities"].count_documents({}) == entities_before

@@ -132,7 +132,8 @@ def test_the_rebuilds_one_pass_counts_what_the_live_path_counts():
     """The rebuild's apply_in_memory against effect_of + merge_shard + merge_ids, over two
     cases (one reopened) and a duplicate event, in other batch boundaries, replayed after a
     crash that lost the entities but not the shards."""
-    from reporting.domain.apply import apply_in_memory, merge_ids, tidy
+    from reporting.domain.apply import merge_ids, tidy
+    from reporting.domain.rebuild import apply_in_memory
 
     log = closed_case_log()
     log.add(*case_event("opened", 1, T0, case_id="c2", channel="forum", department="sales"), subject="c2")
@@ -164,6 +165,41 @@ def test_the_rebuilds_one_pass_counts_what_the_live_path_counts():
 
     assert listed(drill) == listed(ids) and listed(ids)
     assert {e: d["facts"] for e, d in entities.items()} == {e: d["facts"] for e, d in live.entities.items()}
+
+
+def test_a_rebuild_batch_read_again_after_a_crash_counts_each_record_once():
+    """One batch holds records the stored shards already counted (read again after a
+    crash that lost the entities) and records past them: the first take the exact path
+    (each shard's own offset), the others one profile diff per entity; the sum is the
+    live path's."""
+    from reporting.domain.apply import merge_ids, tidy
+    from reporting.domain.rebuild import apply_in_memory
+
+    log = closed_case_log()
+    log.add(*case_event("opened", 1, T0, case_id="c2", channel="forum", department="sales"), subject="c2")
+    log.add(*case_event("assigned", 2, T0 + timedelta(hours=2), case_id="c2", status="classified"), subject="c2")
+    log.add(*case_event("closed", 3, T0 + timedelta(days=40), case_id="c2", status="closed", outcome="resolved"),
+            subject="c2")
+    live, live_ids = Store(), {}
+    effect = effect_of(log.records, {})
+    for sid, contributions in effect.shards.items():
+        live.shards[sid] = merge_shard(None, sid, contributions)
+        if held := merge_ids(None, sid, contributions):
+            live_ids[sid] = held
+    entities, shards, drill = {}, {}, {}
+    dirty: dict[str, set[str]] = {"entities": set(), "shards": set(), "ids": set()}
+    apply_in_memory(log.records[:2], entities, shards, drill, dirty)
+    entities.clear()  # the shards were stored, the entities lost
+    apply_in_memory(log.records, entities, shards, drill, dirty)
+    assert {sid: tidy(dict(d), "counters")["counters"] for sid, d in shards.items()} == {
+        sid: d["counters"] for sid, d in live.shards.items()}
+    def listed(docs):  # empty lists and slices are no ids
+        return {sid: found for sid, d in docs.items() if (found := tidy(dict(d), "ids")["ids"])}
+
+    assert listed(drill) == listed(live_ids) and listed(drill)
+    march = sum_counters([d for d in shards.values() if d["_id"].startswith(month_cell("shenzhen", "2026-03"))],
+                         ALL)
+    assert march["cases:opened"] == 2
 
 
 def test_a_stored_document_reads_back_as_it_was():

@@ -3,8 +3,9 @@ for a replica following a generation it did not start with.
 
 The rebuild is the only writer of its fresh generation (its own consumer group), so what
 it has not written does not exist: a miss needs no read, and its shards stay in memory
-until the end. Batches are applied in memory; entities are stored when too many are held
-(those not touched lately are then let go), and everything is stored before the switch.
+until the end. Batches are applied in memory; changed entities are stored in the background
+every so often (and those not touched lately let go once written when too many are held),
+and everything is stored before the switch.
 Kafka offsets are committed only after a full flush. A crash before one replays those
 events, which the stored offsets make harmless.
 """
@@ -33,6 +34,8 @@ class BufferedGeneration:
         self.changed: dict[str, set[str]] = {k: set() for k in KINDS}
         self._stored: dict[str, set[str]] = {k: set() for k in KINDS}
         self._recent: set[str] = set()  # entities touched since the last flush
+        self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
+        self._writing: asyncio.Task[None] | None = None  # entities being stored in the background
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -71,6 +74,7 @@ class BufferedGeneration:
         self.fresh = False
         for cache in self.cache.values():
             cache.clear()
+        self.marks.clear()
         self._recent.clear()
 
     @property
@@ -85,33 +89,62 @@ class BufferedGeneration:
         """Store changed documents: shards and ids first, then entities (a crash between
         the two recomputes contributions the shards then skip). `entities_only`: make room
         in memory; valid for a fresh generation only, whose shards nobody else reads until
-        the switch (they are stored before it)."""
-        if not entities_only or not self.fresh:
-            await asyncio.gather(self._flush(self.shards), self._flush(self.ids))
-        await self._flush(self.entities)
-        entities = self.cache[self.entities]
-        if len(entities) > self.max_entities // 2:
-            # a history is mostly in time order: entities not touched lately are done with
-            for eid in [e for e in entities if e not in self._recent]:
-                del entities[eid]
-        self._recent.clear()
+        the switch (they are stored before it). Such a flush writes in the background while
+        the replay folds on (the store's work and ours overlap); the next flush of any kind
+        waits for it first, and only entities whose write has landed are let go."""
+        await self.settle()
+        if entities_only and self.fresh:
+            taken = self._take(self.entities)
+            self._let_go()
+            self._writing = asyncio.create_task(self._store(self.entities, *taken))
+            return
+        await asyncio.gather(self._store(self.shards, *self._take(self.shards)),
+                             self._store(self.ids, *self._take(self.ids)))
+        await self._store(self.entities, *self._take(self.entities))
+        self._let_go()
         if not self.fresh:  # shared with other writers after a hand-over: keep nothing
             for cache in self.cache.values():
                 cache.clear()
 
-    async def _flush(self, key: str) -> None:
-        cache, stored, collection = self.cache[key], self._stored[key], self._collection(key)
+    async def settle(self) -> None:
+        """Wait for the write in the background, if any (its failure is raised here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    def _let_go(self) -> None:
+        entities = self.cache[self.entities]
+        if len(entities) > self.max_entities // 2:
+            # a history is mostly in time order: entities not touched lately are done with
+            # (those not written yet were touched since the last flush: they stay)
+            for eid in [e for e in entities if e not in self._recent]:
+                del entities[eid]
+        self._recent.clear()
+
+    def _take(self, key: str) -> tuple[list[Doc], list[Doc]]:
+        """The changed documents of `key`, split into those never stored (inserted) and
+        the others (replaced); from now on they count as stored."""
+        cache, stored = self.cache[key], self._stored[key]
         docs = [cache[i] for i in self.changed[key]]
         field_ = None if key == self.entities else "counters" if key == self.shards else "ids"
         fresh = [d for d in docs if d["_id"] not in stored] if self.fresh else []
         known = [d for d in docs if d["_id"] in stored] if self.fresh else docs
-        if field_:
+        if field_:  # copies: the fold goes on changing the cached ones
+            fresh = [tidy(dict(d), field_) for d in fresh]
             known = [tidy(dict(d), field_) for d in known]
-        for i in range(0, len(fresh), INSERT_CHUNK):  # encoded a chunk at a time: the loop keeps turning
-            chunk = fresh[i:i + INSERT_CHUNK]
-            chunk = [encode(tidy(dict(d), field_) if field_ else d) for d in chunk]
-            async with self.gen.write_slots:
-                await collection.insert_many(chunk, ordered=False)
-        await self.gen.write(collection, known)  # replaces, a few statements a command
         stored.update(d["_id"] for d in docs)
         self.changed[key].clear()
+        return fresh, known
+
+    async def _store(self, key: str, fresh: list[Doc], known: list[Doc]) -> None:
+        collection = self._collection(key)
+
+        async def insert(part: list[Doc]) -> None:
+            chunk = [encode(d) for d in part]  # encoded before its slot: the next insert waits ready
+            async with self.gen.write_slots:
+                await collection.insert_many(chunk, ordered=False)
+
+        # Every write slot busy: the store always has an insert queued, also while the loop is
+        # held by the fold (one insert at a time left it idle between two chunks).
+        await asyncio.gather(*(insert(fresh[i:i + INSERT_CHUNK]) for i in range(0, len(fresh), INSERT_CHUNK)))
+        await self.gen.write(collection, known)  # replaces, a few statements a command

@@ -88,8 +88,7 @@ def effect_of(records: list[Record], states: dict[str, dict[str, Any]]) -> Batch
             effect.shards[shard_id(cell, record.topic, record.partition)].append(
                 Contribution(record.offset, slice_, counter, now - was, drill_id, op))
         effect.entities[eid] = {
-            **doc, "facts": new, "topic": record.topic, "partition": record.partition,
-            "applied_offset": record.offset,
+            **doc, "facts": new, "applied_offset": record.offset,
             "applied_ids": [*doc["applied_ids"], record.event.id][-MAX_APPLIED_IDS:]}
     return effect
 
@@ -141,85 +140,6 @@ def sum_counters(docs: Sequence[Mapping[str, Any] | None], slice_: str) -> dict[
         for counter, value in ((doc or {}).get("counters", {}).get(slice_) or {}).items():
             total[counter] += value
     return dict(total)
-
-
-def apply_in_memory(records: list[Record], entities: dict[str, dict[str, Any]],
-                    shards: dict[str, dict[str, Any]], ids: dict[str, dict[str, Any]],
-                    dirty: dict[str, set[str]]) -> None:
-    """`effect_of` + `merge_shard` + `merge_ids` in one pass, on documents held in memory
-    (the rebuild's fresh generation, which has one writer: the rebuild). The same rules:
-    an entity folds a record past its offset and not seen before; a shard takes a record's
-    contributions only past the shard's offset. No contribution objects are built: at
-    millions of events they were most of the rebuild's time. `dirty` collects the _ids
-    changed, per "entities", "shards" and "ids"."""
-    dirty_e, dirty_s, dirty_i = dirty["entities"], dirty["shards"], dirty["ids"]
-    last_profile: dict[str, dict[tuple[str, str, str], int]] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        kind = profiles.kind_of(record.event.type)
-        if kind is None:
-            continue
-        eid = entity_id(record.topic, record.event.subject)
-        doc = entities.get(eid) or {"_id": eid, "kind": kind, "facts": {}, "applied_offset": -1, "applied_ids": []}
-        offset = record.offset
-        if offset <= doc["applied_offset"] or record.event.id in doc["applied_ids"]:
-            continue
-        old = doc["facts"]
-        new = profiles.fold(kind, old, record.event, record.data)
-        before = last_profile.get(eid)
-        if before is None:
-            before = profiles.profile(kind, old)
-        after = last_profile[eid] = profiles.profile(kind, new)
-        suffix = f"|{record.topic}|{record.partition}"  # shard_id(cell, topic, partition)
-        open_shards: dict[str, dict[str, Any] | None] = {}  # this record's shards past their offset
-        open_ids: dict[str, dict[str, Any] | None] = {}
-        subject = record.event.subject
-        changes = [(k, before.get(k, 0), v) for k, v in after.items() if before.get(k, 0) != v]
-        changes += [(k, v, 0) for k, v in before.items() if k not in after]
-        for (cell, slice_, counter), was, now in changes:
-            sid = cell + suffix
-            if sid in open_shards:
-                shard = open_shards[sid]
-            else:
-                shard = shards.get(sid)
-                if shard is None:
-                    shard = shards[sid] = {"_id": sid, "applied_offset": -1, "counters": {}}
-                shard = open_shards[sid] = shard if offset > shard["applied_offset"] else None
-            if shard is None:
-                continue
-            slot = shard["counters"].setdefault(slice_, {})
-            value = slot.get(counter, 0) + now - was
-            if value:
-                slot[counter] = value
-            else:
-                slot.pop(counter, None)
-            if (was and now) or counter.startswith("sum:"):
-                continue
-            if sid in open_ids:
-                held = open_ids[sid]
-            else:
-                held = ids.get(sid)
-                if held is None:
-                    held = ids[sid] = {"_id": sid, "applied_offset": -1, "ids": {}}
-                held = open_ids[sid] = held if offset > held["applied_offset"] else None
-            if held is None:
-                continue
-            bucket = held["ids"].setdefault(slice_, {}).setdefault(counter, [])
-            if was == 0 and subject not in bucket and len(bucket) < MAX_DRILL_IDS:
-                bucket.append(subject)
-            elif now == 0 and subject in bucket:
-                bucket.remove(subject)
-            dirty_i.add(sid)
-        for sid, shard in open_shards.items():
-            if shard is not None:
-                shard["applied_offset"] = offset
-                dirty_s.add(sid)
-        for held in open_ids.values():
-            if held is not None:
-                held["applied_offset"] = offset
-        entities[eid] = {
-            **doc, "facts": new, "topic": record.topic, "partition": record.partition, "applied_offset": offset,
-            "applied_ids": [*doc["applied_ids"], record.event.id][-MAX_APPLIED_IDS:]}
-        dirty_e.add(eid)
 
 
 def tidy(doc: dict[str, Any], field_: str) -> dict[str, Any]:

@@ -41,16 +41,18 @@ class RebuildResult:
 
 async def rebuild(settings: ReportingSettings, *, generation: str | None = None, progress: bool = True,
                   follow_s: float = 0.0, max_records: int = 2000, switch: bool = True,
-                  flush_s: float = 5.0) -> RebuildResult:
+                  flush_s: float = 5.0, max_entities: int = 250_000) -> RebuildResult:
     """Replay into `generation` (default: the one after the active one); store and switch
     when the lag is 0; then keep following for `follow_s` seconds (forever if negative),
-    storing and committing every `flush_s`."""
+    storing and committing every `flush_s`. `max_entities`: how many entities are held in
+    memory before some are stored and let go."""
     mongo = create_client(settings.mongodb_url, app_name="crm-reporting-rebuild")
     models = ReadModels(mongo[settings.database_name])
     previous = (await models.pointer())["generation"]
     name = generation or next_generation(previous)
     await models.generation(name).drop()  # fresh read models, read from the first offset
-    replay = Replay(settings, models, name, fresh=True, max_records=max_records, client_id="crm-reporting-rebuild")
+    replay = Replay(settings, models, name, fresh=True, max_records=max_records, client_id="crm-reporting-rebuild",
+                    max_entities=max_entities)
     await replay.start()
     started = time.monotonic()
     events = 0
@@ -71,6 +73,8 @@ async def rebuild(settings: ReportingSettings, *, generation: str | None = None,
             if switched and (not n or time.monotonic() - flushed_at >= flush_s):
                 await replay.flush()
                 flushed_at = time.monotonic()
+                if switch and (await models.pointer())["generation"] != name:
+                    break  # a later rebuild switched away: this generation is written no more
             if not switched and not n and await replay.caught_up():
                 await replay.flush()  # everything stored (and committed) before anyone reads it
                 replay.gen.fresh = False  # from now on a follower: stored and committed as it goes

@@ -25,11 +25,13 @@ def to_records(items: list[tuple[Any, Any, Any]]) -> list[Record]:
 
 
 def batch_subscriptions(generation: Any, max_records: int = 500) -> list[BatchSubscription]:
-    """`generation` is an async callable giving the Generation to write into (the active one)."""
+    """`generation` is an async callable giving the Generation to write into, or None once
+    that generation is retired (another one took over after a rebuild)."""
 
     async def on_batch(items: list[tuple[Any, Any, Any]]) -> None:
-        gen: Generation = await generation()
-        await handlers.apply_batch(gen, to_records(items))
+        gen: Generation | None = await generation()
+        if gen is not None:
+            await handlers.apply_batch(gen, to_records(items))
 
     return [BatchSubscription(topic, types, on_batch, max_records=max_records, with_records=True)
             for topic, types in consumed_topics().items()]

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -28,6 +29,10 @@ from reporting.settings import ReportingSettings, consumer_group_for
 
 log = logging.getLogger(__name__)
 APPLY_EVERY = 20_000
+# Entities changed before some are stored in the background: most of them are final by then
+# (a history is mostly in time order), and the store works while the replay folds on
+# instead of all at the end.
+STORE_ENTITIES_EVERY = 50_000
 
 
 class Replay:
@@ -39,9 +44,9 @@ class Replay:
     Otherwise each batch is stored and committed before the next (a follower)."""
 
     def __init__(self, settings: ReportingSettings, models: ReadModels, name: str, *, fresh: bool,
-                 max_records: int = 2000, client_id: str = "crm-reporting-replay"):
+                 max_records: int = 2000, client_id: str = "crm-reporting-replay", max_entities: int = 250_000):
         self.name = name
-        self.gen = BufferedGeneration(models.generation(name), fresh=fresh)
+        self.gen = BufferedGeneration(models.generation(name), fresh=fresh, max_entities=max_entities)
         self.topics = list(consumed_topics())
         self.max_records = max_records
         self.skipped = 0
@@ -63,6 +68,8 @@ class Replay:
         with contextlib.suppress(Exception):
             if not self.gen.fresh:
                 await self.flush()
+            else:  # a rebuild stopped early: let its write in the background end (its data is dropped later)
+                await self.gen.settle()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
 
@@ -89,8 +96,8 @@ class Replay:
             await handlers.apply_replay(self.gen, records)
             self._pending = []
         if self.gen.fresh:
-            if self.gen.crowded:
-                await self.gen.flush(entities_only=True)
+            if self.gen.crowded or len(self.gen.changed[self.gen.entities]) >= STORE_ENTITIES_EVERY:
+                await self.gen.flush(entities_only=True)  # in the background, while we fold on
             gc.freeze()  # millions of held documents: the cyclic collector need not walk them again
         elif records:
             await self.flush()
@@ -150,11 +157,15 @@ class _Handover(ConsumerRebalanceListener):
 
 
 async def follow_active(settings: ReportingSettings, models: ReadModels, started_with: str,
-                        poll_s: float = 1.0) -> None:
+                        poll_s: float = 1.0, retire: Callable[[], Awaitable[None]] | None = None) -> None:
     """In a running service: while the active generation is not the one its consumers
     were started with (a rebuild switched), keep the active one current with a replay in
-    that generation's group; runs until cancelled."""
+    that generation's group; runs until cancelled. Once such a replay has joined its group,
+    `retire` stops the consumers of `started_with`: nobody reads that generation any more,
+    and writing it would only cost the store. From then on any active generation,
+    `started_with` included (a later rebuild into that name), is kept by a replay."""
     replay: Replay | None = None
+    retired = retire is None  # nothing to stop: follow whatever is active
     try:
         while True:
             try:
@@ -162,11 +173,15 @@ async def follow_active(settings: ReportingSettings, models: ReadModels, started
                 if replay is not None and replay.name != active:
                     await replay.stop()
                     replay = None
-                if replay is None and active != started_with:
+                if replay is None and (active != started_with or (retired and retire is not None)):
                     log.info("following generation %s", active)
                     replay = Replay(settings, models, active, fresh=False, max_records=500,
                                     client_id="crm-reporting-follower")
                     await replay.start()
+                    if not retired and retire is not None:
+                        await retire()
+                        retired = True
+                        log.info("consumers of generation %s stopped", started_with)
                 if replay is not None:
                     await replay.step(timeout_ms=int(poll_s * 1000))  # waits up to poll_s itself
                     continue

@@ -9,7 +9,7 @@ are written once per batch each, through revision claims (bulk.update_documents)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,10 +23,29 @@ from pymongo.asynchronous.database import AsyncDatabase
 from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
 from cases.adapters.queue import QUEUE, REPAIRS, queue_row
-from cases.adapters.store import CASE_NUMBERS, CASES, CONTACTS, COUNTERS, CUSTOMER_CASES, FACTS, _fact, case_document
+from cases.adapters.store import (
+    ARRIVALS,
+    CASE_NUMBERS,
+    CASES,
+    CONTACTS,
+    COUNTERS,
+    CUSTOMER_CASES,
+    FACTS,
+    _fact,
+    case_document,
+)
 from cases.adapters.worklist import WORKLIST, _stored, _utc
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
+
+# First sight of each contact (one tiny document per contact id): the contact itself is
+# stored once it is handled, by an insert, instead of inserted first and rewritten last
+# (an update on FerretDB rewrites the whole document: ~10x an insert).
+# Contacts stored before arrivals were recorded have none: those received before this time
+# (set on the first batch, if the database held contacts then) are looked up as before.
+ARRIVALS_SINCE = "arrivals:since"
+ROLLOUT = timedelta(hours=1)  # replicas of the version before may still store contacts meanwhile
+NO_LEGACY = datetime(1970, 1, 1, tzinfo=UTC)
 
 FACT_FIELDS = ("_id", "received_at", "project", "category", "building", "customer_id", "channel",
                "mentions_media", "case_id")
@@ -49,6 +68,7 @@ class ContactBatchStore:
         self.db = db
         self.outbox = outbox
         self.timers = timers
+        self._arrivals_since: datetime | None = None
 
     # ------------------------------------------------------------------------ reads
 
@@ -77,9 +97,26 @@ class ContactBatchStore:
 
     # ------------------------------------------------------------------------ writes
 
-    async def record_contacts(self, docs: Sequence[dict[str, Any]]) -> set[str]:
-        """First sight of each contact; one seen before stays as it is. Returns those."""
-        return await insert_new(self.db[CONTACTS], docs)
+    async def record_arrivals(self, arrivals: Sequence[tuple[str, datetime]]) -> set[str]:
+        """First sight of each (contact id, received at). Returns the contacts that may have
+        been seen before: an arrival already recorded, or a contact old enough to have been
+        stored before arrivals were (see ARRIVALS_SINCE)."""
+        seen = await insert_new(self.db[ARRIVALS], [{"_id": cid} for cid, _ in arrivals])
+        since = await self._legacy_before()
+        return seen | {cid for cid, at in arrivals if _aware(at) < since}
+
+    async def _legacy_before(self) -> datetime:
+        if self._arrivals_since is None:
+            counters = self.db[COUNTERS]
+            doc = await counters.find_one({"_id": ARRIVALS_SINCE})
+            if doc is None:
+                held = await self.db[CONTACTS].find_one({}, {"_id": 1}) is not None
+                mine = {"_id": ARRIVALS_SINCE, "at": datetime.now(UTC) + ROLLOUT if held else NO_LEGACY}
+                lost = await insert_new(counters, [mine])  # two replicas at once: the first one's
+                doc = await counters.find_one({"_id": ARRIVALS_SINCE}) if lost else mine
+            at = (doc or {}).get("at")
+            self._arrivals_since = _aware(at) if isinstance(at, datetime) else NO_LEGACY
+        return self._arrivals_since
 
     async def numbers_for(self, wanted: Sequence[tuple[str, str, int]], *, may_have: Iterable[str] = ()
                           ) -> dict[str, str]:
@@ -115,10 +152,12 @@ class ContactBatchStore:
             pending = [w for w in pending if w[0] not in out]
         return out
 
-    async def insert_cases(self, entries: Sequence[tuple[Case, list[OutgoingEvent]]]) -> set[str]:
+    async def insert_cases(self, entries: Sequence[tuple[Case, list[OutgoingEvent]]], *,
+                           listed: Mapping[str, Sequence[str]] | None = None) -> set[str]:
         """Store new cases with their events, list them in the staff queue and under their
-        customer. Returns the ids inserted now (the others existed: an earlier delivery,
-        whose repair note re-queues them if it died before queueing)."""
+        customer (unless `listed` there already: customer -> case ids). Returns the ids
+        inserted now (the others existed: an earlier delivery, whose repair note re-queues
+        them if it died before queueing)."""
         if not entries:
             return set()
         docs = {case.case_id: case_document(case) for case, _ in entries}
@@ -132,7 +171,9 @@ class ContactBatchStore:
         await self._queue(inserted)
         if inserted:
             await self.db[REPAIRS].delete_many({"_id": {"$in": [f"{d['_id']}@0" for d in inserted]}})
-        await self.list_under_customers([case for case, _ in entries])
+        done = listed or {}
+        await self.list_under_customers([case for case, _ in entries
+                                         if case.case_id not in done.get(case.customer_id or "", ())])
         return {doc["_id"] for doc in inserted}
 
     async def _queue(self, docs: Sequence[dict[str, Any]]) -> None:
@@ -166,6 +207,12 @@ class ContactBatchStore:
             return change
 
         await update_documents(queue, {f"hours:{region}": list_hours(new) for region, new in hours.items()})
+
+    async def list_new_customers(self, opening: Mapping[str, Sequence[str]]) -> set[str]:
+        """Insert each customer's index with these case ids, unless the customer has one;
+        returns the customers that had one (left as they were)."""
+        return await insert_new(self.db[CUSTOMER_CASES], [{"_id": customer, "case_ids": list(ids)}
+                                                          for customer, ids in opening.items()])
 
     async def list_under_customers(self, cases: Sequence[Case]) -> None:
         by_customer = group_by_key([c for c in cases if c.customer_id], lambda c: c.customer_id)
@@ -223,7 +270,16 @@ class ContactBatchStore:
 
         await update_documents(worklist, {d: list_days(d, new) for d, new in days.items()})
 
-    async def mark_handled(self, handled: Sequence[tuple[str, str | None, str | None]]) -> None:
-        """The batch's last write (see ContactLog.mark_handled)."""
-        await update_by_ids(self.db[CONTACTS], [(cid, {"$set": {"case_id": case_id, "handled": True, "status": status}})
-                                                for cid, case_id, status in handled])
+    async def store_handled(self, docs: Sequence[dict[str, Any]]) -> None:
+        """The batch's last write: each contact's document, handled (`handled`, `case_id`,
+        `status` set). One stored already (by the single path, or an earlier version, not
+        handled then) gets those three fields, as ContactLog.mark_handled sets them."""
+        existed = await insert_new(self.db[CONTACTS], docs)
+        if existed:
+            await update_by_ids(self.db[CONTACTS], [
+                (d["_id"], {"$set": {k: d[k] for k in ("case_id", "handled", "status")}})
+                for d in docs if d["_id"] in existed])
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # as pymongo returns it

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.regions import case_number
+from crm_runtime.batching import insert_new
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict
 from crm_runtime.rmw import read_modify_write, update_document
@@ -34,6 +35,7 @@ COUNTERS = "counters"
 CASE_NUMBERS = "case_numbers"
 CUSTOMER_CASES = "customer_cases"
 FACTS = "collective_facts"
+ARRIVALS = "contact_arrivals"  # first sight of each contact (see batch_store.py)
 
 QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
 
@@ -170,11 +172,14 @@ class ContactLog:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[CONTACTS]
         self.facts_by_day = db[FACTS]
+        self.arrivals = db[ARRIVALS]
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": contact_id})
 
     async def record(self, contact: dict[str, Any]) -> None:
+        # Its arrival too, as the batch path records it: a later batch then looks it up.
+        await insert_new(self.arrivals, [{"_id": contact["_id"]}])
         await self.collection.update_one({"_id": contact["_id"]}, {"$setOnInsert": contact}, upsert=True)
 
     async def change(self, contact_id: str,

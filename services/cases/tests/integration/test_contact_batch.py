@@ -1,16 +1,18 @@
 """Contacts handled in batches, on the real stack: what each contact becomes is what it
 would become one at a time (a customer's further contact joins the case the batch opened
 for them, a repeat follows its original, five owners about one matter are a collective
-incident), a batch delivered again changes nothing, a batch that died half-written and
-is delivered again leaves one case per contact with one number, and a poison message in
-a batch from Kafka is dead-lettered alone."""
+incident), a customer's contact in a later batch joins their open case, a batch delivered
+again changes nothing (nor one an earlier version handled), a batch that died
+half-written and is delivered again leaves one case per contact with one number, and a
+poison message in a batch from Kafka is dead-lettered alone."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
-from cases.adapters.batch_store import ContactBatchStore
+from cases.adapters.batch_store import ARRIVALS_SINCE, ContactBatchStore
 from cases.adapters.metrics import CasesMetrics
 from cases.bootstrap import build_deps
 from cases.handlers import case_id_for
@@ -34,8 +36,12 @@ def batch(stack, cases, suffix):
     async def handle(items: list[ContactReceived]) -> dict[str, str | None]:
         return await on_contacts_received(deps, store, items)
 
+    async def with_store(other: ContactBatchStore, items: list[ContactReceived]) -> dict[str, str | None]:
+        return await on_contacts_received(deps, other, items)
+
     handle.db = ctx.db  # type: ignore[attr-defined]
     handle.store = store  # type: ignore[attr-defined]
+    handle.with_store = with_store  # type: ignore[attr-defined]
     return handle
 
 
@@ -82,6 +88,41 @@ async def test_a_customers_further_contacts_in_one_batch_join_the_case_the_first
     attached = await wait_for_messages(stack.bootstrap, topics.CASES_CASES, event_of_type(
         "crm.cases.case.contact-attached.v1", case_id=case_id), count=2, timeout=30)
     assert len(attached) == 2
+
+
+async def test_a_customers_contact_in_a_later_batch_joins_the_case_an_earlier_batch_opened(batch):
+    project = f"金域{uuid.uuid4().hex[:6]}"
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    first = contact(customer_id=customer, project=project)
+    await batch([first, contact(project=project)])
+
+    later = contact(customer_id=customer, project=project, subject="漏水还没修好")
+    newcomer = contact(customer_id=f"cust-{uuid.uuid4().hex[:8]}", project=project)
+    outcome = await batch([later, newcomer])
+
+    case_id = case_id_for(first.contact_id)
+    assert outcome == {later.contact_id: case_id, newcomer.contact_id: case_id_for(newcomer.contact_id)}
+    assert (await case_doc(batch.db, case_id))["contact_ids"] == [first.contact_id, later.contact_id]
+    index = await batch.db["customer_cases"].find_one({"_id": customer})
+    assert index["case_ids"] == [case_id]
+    stored = await batch.db["contacts"].find_one({"_id": later.contact_id})
+    assert stored["handled"] and stored["case_id"] == case_id and stored["subject"] == "漏水还没修好"
+
+
+async def test_a_contact_handled_before_arrivals_were_recorded_is_not_handled_again(batch):
+    # As an earlier version left its database: the contact handled, no arrival recorded
+    # (and no time since when arrivals are).
+    await batch.db["counters"].delete_one({"_id": ARRIVALS_SINCE})
+    old = contact(received_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC).isoformat(),
+                  kind_hint="consultation", subject="物业费", body="物业费怎么交？")
+    await batch.db["contacts"].insert_one({"_id": old.contact_id, "region": old.region, "handled": True,
+                                           "case_id": None, "status": "answered"})
+    fresh = ContactBatchStore(batch.store.db, batch.store.outbox, batch.store.timers)  # as after a restart
+
+    outcome = await batch.with_store(fresh, [old])
+
+    assert outcome == {old.contact_id: None}
+    assert (await batch.db["contacts"].find_one({"_id": old.contact_id}))["status"] == "answered"  # as staff left it
 
 
 async def test_a_batch_that_died_half_written_and_comes_again_opens_each_case_once(batch, monkeypatch):

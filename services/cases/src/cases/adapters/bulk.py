@@ -20,7 +20,7 @@ from typing import Any
 
 from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.leases import Timers
-from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
+from crm_runtime.outbox import MARKER_GRACE, MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
 from crm_runtime.rmw import update_document
 from pymongo import ReturnDocument
@@ -116,9 +116,14 @@ def _marker(collection: str, doc_id: Any, at: datetime) -> dict[str, Any]:
 
 async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[str, Any]],
                              entries: Sequence[tuple[dict[str, Any], Sequence[OutgoingEvent]]]) -> set[Any]:
-    """`outbox.insert(collection, document, events)` for each entry: markers (before and
-    after, as the single form), then the documents in bulk. Returns the `_id`s that
-    existed already (left as they were)."""
+    """`outbox.insert(collection, document, events)` for each entry: the markers, then the
+    documents in bulk. Returns the `_id`s that existed already (left as they were).
+
+    As the single form, no second marker after the documents: a relay that reads a marked
+    document before it is inserted keeps the marker while it is young (MARKER_GRACE).
+    Only an insert slower than half of that marks again (the marker may be gone by then);
+    marking again otherwise inserted every marker a second time, all duplicates, which
+    FerretDB answers one document at a time."""
     if not entries:
         return set()
     now = datetime.now(UTC)
@@ -126,7 +131,9 @@ async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[st
     marker_collection = collection.database[MARKERS]
     await insert_new(marker_collection, markers)
     existed = await insert_new(collection, [new_document_with_outbox(doc, events) for doc, events in entries])
-    await insert_new(marker_collection, [m for m in markers if m["doc_id"] not in existed])
+    if datetime.now(UTC) - now > MARKER_GRACE / 2:
+        await insert_new(marker_collection, [_marker(collection.name, m["doc_id"], datetime.now(UTC))
+                                             for m in markers if m["doc_id"] not in existed])
     if markers and outbox.notify:
         outbox.notify()
     return existed

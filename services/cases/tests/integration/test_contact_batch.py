@@ -12,8 +12,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from cases.adapters import batch_store
 from cases.adapters.batch_store import ARRIVALS_SINCE, ContactBatchStore
 from cases.adapters.metrics import CasesMetrics
+from cases.adapters.queue import QueueIndex
+from cases.adapters.store import CaseRepository
 from cases.bootstrap import build_deps
 from cases.handlers import case_id_for
 from cases.handlers.contacts_batch import on_contacts_received
@@ -123,6 +126,31 @@ async def test_a_contact_handled_before_arrivals_were_recorded_is_not_handled_ag
 
     assert outcome == {old.contact_id: None}
     assert (await batch.db["contacts"].find_one({"_id": old.contact_id}))["status"] == "answered"  # as staff left it
+
+
+async def test_a_backlogs_hour_is_held_in_parts_and_pages_as_one_bucket(batch, monkeypatch):
+    monkeypatch.setattr(batch_store, "PART_ROWS", 3)  # a backlog in miniature
+    project, at = f"云山{uuid.uuid4().hex[:6]}", datetime.now(UTC).replace(microsecond=0)
+    items = [contact(region="chengdu", project=project, received_at=at.isoformat()) for _ in range(8)]
+
+    await batch(items)
+
+    docs = [await case_doc(batch.db, case_id_for(i.contact_id)) for i in items]
+    assert len({d["queue_at"]["hour"] for d in docs}) == 1  # one due hour ...
+    assert len({d["queue_at"].get("part", 0) for d in docs}) >= 3  # ... in parts
+    queue = QueueIndex(batch.db)
+    page = await queue.page({"project": project}, regions=["chengdu"], due_before=None, after=None, limit=50)
+    assert sorted(r["case_id"] for r in page) == sorted(d["_id"] for d in docs)
+
+    # A staff step that keeps a case in its hour keeps it in its part: listed once, as it is now.
+    last = docs[-1]
+    repo = CaseRepository(batch.db, batch.store.outbox)
+    case, rev = await repo.get_with_rev(last["_id"])
+    case.attach_contact("staff-noted", at=datetime.now(UTC))
+    await repo.save(case, rev, [])
+    page = await queue.page({"project": project}, regions=["chengdu"], due_before=None, after=None, limit=50)
+    assert [r["case_id"] for r in page].count(last["_id"]) == 1
+    assert (await case_doc(batch.db, last["_id"]))["queue_at"] == last["queue_at"]
 
 
 async def test_a_batch_that_died_half_written_and_comes_again_opens_each_case_once(batch, monkeypatch):

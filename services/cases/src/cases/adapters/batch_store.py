@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from crm_contracts.regions import case_number
@@ -22,7 +23,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
-from cases.adapters.queue import QUEUE, REPAIRS, queue_row
+from cases.adapters.queue import (
+    PART_ROWS,
+    QUEUE,
+    REPAIRS,
+    Location,
+    bucket_id,
+    listed,
+    location_of,
+    parts_of,
+    queue_row,
+)
 from cases.adapters.store import (
     ARRIVALS,
     CASE_NUMBERS,
@@ -165,10 +176,11 @@ class ContactBatchStore:
         # A note per case before it is written, as QueueIndex.note_repair (see queue.py).
         await insert_new(self.db[REPAIRS], [{"_id": f"{cid}@0", "case_id": cid, "rev": 0, "previous": None,
                                              "at": now} for cid in docs])
+        loaded = await self._plan_queue(list(docs.values()))  # each case's part, before it is stored
         existed = await insert_with_outbox(self.outbox, self.db[CASES],
                                            [(docs[case.case_id], events) for case, events in entries])
         inserted = [doc for cid, doc in docs.items() if cid not in existed]
-        await self._queue(inserted)
+        await self._queue(inserted, loaded)
         if inserted:
             await self.db[REPAIRS].delete_many({"_id": {"$in": [f"{d['_id']}@0" for d in inserted]}})
         done = listed or {}
@@ -176,11 +188,34 @@ class ContactBatchStore:
                                          if case.case_id not in done.get(case.customer_id or "", ())])
         return {doc["_id"] for doc in inserted}
 
-    async def _queue(self, docs: Sequence[dict[str, Any]]) -> None:
-        rows = [(doc, doc["queue_at"]) for doc in docs if doc.get("queue_at")]
-        by_bucket = group_by_key(rows, lambda r: f"{r[1]['region']}|{r[1]['hour']}")
+    async def _plan_queue(self, docs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Give each case its part of its hour (`queue_at.part`, see queue.py): the hour's
+        last part while it holds under PART_ROWS rows, then new ones. Returns the hour lists
+        and last parts read for it (the writes after reuse them; their revision claims
+        catch a change since). Two writers filling one part at once overfill it a little."""
+        located = [doc for doc in docs if doc.get("queue_at")]
+        queue = self.db[QUEUE]
+        hour_lists = await find_by_ids(queue, {f"hours:{d['queue_at']['region']}" for d in located}, concurrency=READS)
+        by_hour = group_by_key(located, lambda d: (d["queue_at"]["region"], d["queue_at"]["hour"]))
+        last = {key: parts_of(hour_lists.get(f"hours:{key[0]}"), key[1]) - 1 for key in by_hour}
+        parts = await find_by_ids(queue, [bucket_id(r, h, p) for (r, h), p in last.items()], concurrency=READS)
+        for (region, hour), group in by_hour.items():
+            part = last[(region, hour)]
+            bucket = parts.get(bucket_id(region, hour, part)) or {}
+            held = len(bucket.get("rows", {})) + len(bucket.get("gone", {}))
+            for doc in group:
+                if held >= PART_ROWS:
+                    part, held = part + 1, 0
+                held += 1
+                if part:
+                    doc["queue_at"] = {**doc["queue_at"], "part": part}
+        return {**hour_lists, **parts}
 
-        def place_all(group: list[tuple[dict[str, Any], dict[str, Any]]]) -> Change:
+    async def _queue(self, docs: Sequence[dict[str, Any]], loaded: dict[str, dict[str, Any]]) -> None:
+        rows = [(doc, location) for doc in docs if (location := location_of(doc.get("queue_at")))]
+        by_bucket = group_by_key(rows, lambda r: bucket_id(*r[1]))
+
+        def place_all(group: list[tuple[dict[str, Any], Location]]) -> Change:
             def change(bucket: dict[str, Any] | None) -> dict[str, Any] | None:
                 # Only the new rows travel (`rows.<case id>`): a bucket holds hundreds. A
                 # case the bucket knows of already (any revision, or gone) is newer than
@@ -194,19 +229,15 @@ class ContactBatchStore:
             return change
 
         queue = self.db[QUEUE]
-        await update_documents(queue, {bucket_id: place_all(group) for bucket_id, group in by_bucket.items()})
-        hours: dict[str, set[int]] = {}
-        for _, at in rows:
-            hours.setdefault(at["region"], set()).add(at["hour"])
-
-        def list_hours(new: set[int]) -> Change:
-            def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-                if doc and new <= set(doc["hours"]):
-                    return None
-                return {"hours": sorted({*(doc or {}).get("hours", []), *new})}
-            return change
-
-        await update_documents(queue, {f"hours:{region}": list_hours(new) for region, new in hours.items()})
+        await update_documents(queue, {b: place_all(group) for b, group in by_bucket.items()},
+                               loaded={b: loaded[b] for b in by_bucket if b in loaded})
+        # Then the hour lists (parts first, as QueueIndex.place: see forget_hour).
+        needed: dict[str, dict[int, int]] = {}
+        for _, (region, hour, part) in rows:
+            hours = needed.setdefault(f"hours:{region}", {})
+            hours[hour] = max(hours.get(hour, 1), part + 1)
+        await update_documents(queue, {hid: partial(listed, parts=want) for hid, want in needed.items()},
+                               loaded={h: loaded[h] for h in needed if h in loaded})
 
     async def list_new_customers(self, opening: Mapping[str, Sequence[str]]) -> set[str]:
         """Insert each customer's index with these case ids, unless the customer has one;

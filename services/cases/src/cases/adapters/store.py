@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cases.adapters.documents import case_from_doc, case_to_doc
-from cases.adapters.queue import QueueIndex, queue_location
+from cases.adapters.queue import QueueIndex, kept_in_part, location_of, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 from cases.domain.sla import next_due
@@ -106,7 +106,8 @@ class CaseRepository:
         """Write the case and its events in one update, if nobody changed it since `rev`."""
         doc = case_document(case)
         before = (await self.collection.find_one({"_id": case.case_id}, {"queue_at": 1}) or {}).get("queue_at")
-        previous = (before["region"], before["hour"]) if before else None
+        previous = location_of(before)
+        doc["queue_at"] = kept_in_part(doc["queue_at"], before)  # its row stays where it is in that hour
         # The queue row follows the case, moved after the case is written; the note lets
         # `repair_queue` finish the move if this process dies in between.
         note = await self.queue_index.note_repair(case.case_id, rev + 1, previous)

@@ -1,15 +1,16 @@
 """Contacts handled in batches, on the real stack: what each contact becomes is what it
 would become one at a time (a customer's further contact joins the case the batch opened
 for them, a repeat follows its original, five owners about one matter are a collective
-incident), a customer's contact in a later batch joins their open case, a batch delivered
-again changes nothing (nor one an earlier version handled), a batch that died
-half-written and is delivered again leaves one case per contact with one number, and a
-poison message in a batch from Kafka is dead-lettered alone."""
+incident, also with a contact stamped in the future), a customer's contact in a later
+batch joins their open case, a batch delivered again changes nothing (nor one an earlier
+version handled), a batch that died half-written and is delivered again leaves one case
+per contact with one number, and a poison message in a batch from Kafka is dead-lettered
+alone."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cases.adapters import batch_store
@@ -208,6 +209,22 @@ async def test_five_owners_about_one_matter_in_one_batch_are_a_collective_incide
     [detected] = await wait_for_messages(stack.bootstrap, topics.CASES_CASES, lambda m: m.json().get("subject")
                                          == incident_id and m.json()["type"].endswith("detected.v1"), timeout=30)
     assert detected.json()["data"]["customer_count"] == 5  # the fifth owner made it an incident
+
+
+async def test_a_contact_stamped_in_the_future_still_counts_towards_a_collective_incident(batch):
+    # A partner's clock ahead: its contact is filed under a day that has not begun.
+    project = f"江湾{uuid.uuid4().hex[:6]}"
+    ahead = contact(project=project, building="2", received_at=(datetime.now(UTC) + timedelta(hours=20)).isoformat(),
+                    subject="外墙渗水", body="2栋外墙渗水，墙面发霉。")
+    await batch([ahead])
+
+    now = [contact(project=project, building="2", subject="外墙渗水", body="2栋外墙渗水，墙面发霉。") for _ in range(4)]
+    await batch(now)
+
+    linked = {(await case_doc(batch.db, case_id_for(i.contact_id)))["collective_incident_id"] for i in [ahead, *now]}
+    assert len(linked) == 1 and None not in linked
+    incident = await batch.db["incidents"].find_one({"_id": linked.pop()})
+    assert incident["customer_count"] == 5
 
 
 async def test_a_poison_message_in_a_batch_from_kafka_is_dead_lettered_alone(stack, cases):

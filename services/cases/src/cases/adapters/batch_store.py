@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
+from cases.adapters.fact_days import list_future, readable
 from cases.adapters.queue import (
     PART_ROWS,
     QUEUE,
@@ -100,7 +101,8 @@ class ContactBatchStore:
         return {cid: case_from_doc(doc) for cid, doc in docs.items()}
 
     async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await find_by_ids(self.db[FACTS], bucket_ids, concurrency=READS)
+        """The buckets that exist (of a day not begun, only those listed: see fact_days)."""
+        return await find_by_ids(self.db[FACTS], await readable(self.db[FACTS], bucket_ids), concurrency=READS)
 
     @staticmethod
     def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
@@ -264,6 +266,7 @@ class ContactBatchStore:
         """File each (query key, contact) under its matter and day; `loaded` holds the
         buckets read for detection (reused, the revision claim catches a change since)."""
         by_bucket = group_by_key(facts, lambda f: fact_bucket(f[0], f[1]["received_at"].astimezone(UTC).date()))
+        await list_future(self.db[FACTS], by_bucket)
 
         def add_all(group: list[tuple[str, dict[str, Any]]]) -> Change:
             new = {c["_id"]: {k: c.get(k) for k in FACT_FIELDS} for _, c in group}

@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cases.adapters.documents import case_from_doc, case_to_doc
+from cases.adapters.fact_days import list_future
 from cases.adapters.queue import QueueIndex, kept_in_part, location_of, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
@@ -199,6 +200,7 @@ class ContactLog:
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
         fact = {k: contact.get(k) for k in ("_id", "received_at", "project", "category", "building",
                                              "customer_id", "channel", "mentions_media", "case_id")}
+        await list_future(self.facts_by_day, [bucket_id])  # a contact stamped in the future (see fact_days)
         # Another contact about the same matter may get there first: the helper retries.
         await update_document(self.facts_by_day, bucket_id, lambda bucket: {
             "facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] != fact["_id"]] + [fact]})

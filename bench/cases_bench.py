@@ -346,13 +346,15 @@ def what_moved(phases: Phases, window_s: float, cpu: dict[str, float], *, met: b
         "opens for them, so only customers who had one are read; a backlog's due hour is held in parts of about "
         f"{PART_ROWS} rows, so a batch no longer rewrites every queue row placed before it; no second outbox marker "
         "per case (all duplicates, which FerretDB inserts one at a time); no re-read of the revisions of shared "
-        "documents once claimed; the business calendar's holiday table cached instead of scanned per day of "
-        "every SLA clock.",
+        "documents once claimed; a matter's bucket of a day not begun read only if a writer listed it (a contact "
+        "stamped in the future); the business calendar's holiday table cached instead of scanned per day of every "
+        "SLA clock.",
         "",
         f"{'Met' if met else 'Not met'}: FerretDB busy {ferret:.2f} of a core; the largest steps left: {biggest}. "
-        "The collective facts are most of what remains: every batch reads each matter's buckets of the day "
-        "before, the day and the day after (a read per matter and day: FerretDB answers `$in` by reading the whole "
-        "collection) and rewrites each matter's bucket of the day once.",
+        "The collective facts are much of what remains: every batch reads each matter's buckets of the day before "
+        "and of the day (a read per matter and day: FerretDB answers `$in` by reading the whole collection) and "
+        "rewrites each matter's bucket of the day once; the outbox relay reads and rewrites every new case once "
+        "more to clear its events.",
     ]
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cases.adapters import batch_store
 from cases.adapters.batch_store import ARRIVALS_SINCE, ContactBatchStore
+from cases.adapters.fact_buckets import bucket_facts
 from cases.adapters.metrics import CasesMetrics
 from cases.adapters.queue import QueueIndex
 from cases.adapters.store import CaseRepository
@@ -225,6 +226,25 @@ async def test_a_contact_stamped_in_the_future_still_counts_towards_a_collective
     assert len(linked) == 1 and None not in linked
     incident = await batch.db["incidents"].find_one({"_id": linked.pop()})
     assert incident["customer_count"] == 5
+
+
+async def test_facts_filed_before_they_were_packed_still_count_and_are_packed_when_written(batch):
+    project = f"湖畔{uuid.uuid4().hex[:6]}"
+    about = {"project": project, "building": "5", "subject": "外墙渗水", "body": "5栋外墙渗水，墙面发霉。"}
+    first = [contact(**about) for _ in range(4)]
+    await batch(first)
+    [bucket] = [b async for b in batch.db["collective_facts"].find({"_id": {"$regex": f"^{project}"}})]
+    # As an earlier version wrote it: the facts as documents.
+    await batch.db["collective_facts"].update_one({"_id": bucket["_id"]}, {"$set": {
+        "facts": bucket_facts(bucket), "packed": []}})
+
+    fifth = contact(**about)
+    await batch([fifth])
+
+    incident_id = (await case_doc(batch.db, case_id_for(fifth.contact_id)))["collective_incident_id"]
+    assert (await batch.db["incidents"].find_one({"_id": incident_id}))["customer_count"] == 5
+    rewritten = await batch.db["collective_facts"].find_one({"_id": bucket["_id"]})
+    assert rewritten["facts"] == [] and len(rewritten["packed"]) == 5
 
 
 async def test_a_poison_message_in_a_batch_from_kafka_is_dead_lettered_alone(stack, cases):

@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
-from cases.adapters.fact_days import list_future, readable
+from cases.adapters.fact_buckets import FIELDS, bucket_facts, list_future, readable, with_facts
 from cases.adapters.queue import (
     PART_ROWS,
     QUEUE,
@@ -58,9 +58,6 @@ from cases.domain.procedure import Case
 ARRIVALS_SINCE = "arrivals:since"
 ROLLOUT = timedelta(hours=1)  # replicas of the version before may still store contacts meanwhile
 NO_LEGACY = datetime(1970, 1, 1, tzinfo=UTC)
-
-FACT_FIELDS = ("_id", "received_at", "project", "category", "building", "customer_id", "channel",
-               "mentions_media", "case_id")
 
 
 def fact_bucket(query_key: str, day: date) -> str:
@@ -101,12 +98,12 @@ class ContactBatchStore:
         return {cid: case_from_doc(doc) for cid, doc in docs.items()}
 
     async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The buckets that exist (of a day not begun, only those listed: see fact_days)."""
+        """The buckets that exist (of a day not begun, only those listed: see fact_buckets)."""
         return await find_by_ids(self.db[FACTS], await readable(self.db[FACTS], bucket_ids), concurrency=READS)
 
     @staticmethod
     def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
-        return [_fact(f) for bucket in buckets for f in bucket.get("facts", [])]
+        return [_fact(f) for bucket in buckets for f in bucket_facts(bucket)]
 
     # ------------------------------------------------------------------------ writes
 
@@ -269,9 +266,8 @@ class ContactBatchStore:
         await list_future(self.db[FACTS], by_bucket)
 
         def add_all(group: list[tuple[str, dict[str, Any]]]) -> Change:
-            new = {c["_id"]: {k: c.get(k) for k in FACT_FIELDS} for _, c in group}
-            return lambda bucket: {"facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] not in new]
-                                   + list(new.values())}
+            new = {c["_id"]: {k: c.get(k) for k in FIELDS} for _, c in group}
+            return lambda bucket: with_facts(bucket, list(new.values()))
 
         await update_documents(self.db[FACTS], {b: add_all(g) for b, g in by_bucket.items()},
                                loaded={b: loaded[b] for b in by_bucket if b in loaded})

@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cases.adapters.documents import case_from_doc, case_to_doc
-from cases.adapters.fact_days import list_future
+from cases.adapters.fact_buckets import FIELDS, bucket_facts, list_future, with_facts
 from cases.adapters.queue import QueueIndex, kept_in_part, location_of, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
@@ -198,12 +198,10 @@ class ContactLog:
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         """File the contact under its matter and day, for collective detection."""
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
-        fact = {k: contact.get(k) for k in ("_id", "received_at", "project", "category", "building",
-                                             "customer_id", "channel", "mentions_media", "case_id")}
-        await list_future(self.facts_by_day, [bucket_id])  # a contact stamped in the future (see fact_days)
+        fact = {k: contact.get(k) for k in FIELDS}
+        await list_future(self.facts_by_day, [bucket_id])  # a contact stamped in the future (see fact_buckets)
         # Another contact about the same matter may get there first: the helper retries.
-        await update_document(self.facts_by_day, bucket_id, lambda bucket: {
-            "facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] != fact["_id"]] + [fact]})
+        await update_document(self.facts_by_day, bucket_id, lambda bucket: with_facts(bucket, [fact]))
 
     async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:
         days, day = [], since.astimezone(UTC).date()
@@ -213,7 +211,7 @@ class ContactLog:
         facts: list[ContactFact] = []
         for d in days:
             bucket = await self.facts_by_day.find_one({"_id": f"{query_key}|{d.isoformat()}"})
-            facts += [_fact(f) for f in (bucket or {}).get("facts", []) if since <= f["received_at"] <= until]
+            facts += [_fact(f) for f in bucket_facts(bucket) if since <= f["received_at"] <= until]
         return facts
 
 

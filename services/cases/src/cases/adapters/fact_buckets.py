@@ -1,4 +1,12 @@
-"""Which collective-fact buckets of days that have not begun exist.
+"""How collective facts are kept: one bucket per matter and day, each fact packed in one
+string, and which buckets of days that have not begun exist.
+
+Packed: FerretDB's cost of reading or rewriting a document grows with the values in it; a
+bucket of 25 facts as nested documents cost 3 ms a read and 4 ms an update, the same facts
+as 25 strings a third of that and half (measured on the embedded store, 400 buckets).
+Buckets written before (`facts`, a list of documents) are still read, and rewritten packed.
+
+Days not begun:
 
 Detection reads a matter's buckets of the day before, the day and the day after a contact
 (its window is 24 h either side), one read per matter and day, since FerretDB answers an
@@ -12,13 +20,16 @@ is dropped at the next listing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crm_runtime.rmw import update_document
 from pymongo.asynchronous.collection import AsyncCollection
 
+FIELDS = ("_id", "received_at", "project", "category", "building", "customer_id", "channel", "mentions_media",
+          "case_id")
 FUTURE = "~future-days"  # a document of the facts collection (a bucket id has a `|`)
 CLOCK_MARGIN = timedelta(hours=1)
 
@@ -63,3 +74,26 @@ async def readable(facts: AsyncCollection[dict[str, Any]], bucket_ids: Iterable[
         listed = set((await facts.find_one({"_id": FUTURE}) or {}).get("buckets", []))
         ahead -= listed
     return [b for b in wanted if b not in ahead]
+
+
+def pack(fact: Mapping[str, Any]) -> str:
+    values = [fact.get(k) for k in FIELDS]
+    values[1] = fact["received_at"].astimezone(UTC).isoformat()
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def bucket_facts(bucket: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The bucket's facts as documents (`FIELDS`), packed or written before packing."""
+    out = [dict(f) for f in (bucket or {}).get("facts", [])]
+    for packed in (bucket or {}).get("packed", []):
+        fact = dict(zip(FIELDS, json.loads(packed), strict=True))
+        fact["received_at"] = datetime.fromisoformat(fact["received_at"])
+        out.append(fact)
+    return out
+
+
+def with_facts(bucket: Mapping[str, Any] | None, new: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fields to set: the bucket's facts with `new` (a fact filed again replaces itself)."""
+    ids = {f["_id"] for f in new}
+    kept = [f for f in bucket_facts(bucket) if f["_id"] not in ids]
+    return {"packed": [pack(f) for f in [*kept, *new]], "facts": []}

@@ -347,7 +347,8 @@ def what_moved(phases: Phases, window_s: float, cpu: dict[str, float], *, met: b
         f"{PART_ROWS} rows, so a batch no longer rewrites every queue row placed before it; no second outbox marker "
         "per case (all duplicates, which FerretDB inserts one at a time); no re-read of the revisions of shared "
         "documents once claimed; a matter's bucket of a day not begun read only if a writer listed it (a contact "
-        "stamped in the future); the business calendar's holiday table cached instead of scanned per day of every "
+        "stamped in the future); each fact packed in one string in its bucket (FerretDB's cost of a document grows "
+        "with the values in it); the business calendar's holiday table cached instead of scanned per day of every "
         "SLA clock.",
         "",
         f"{'Met' if met else 'Not met'}: FerretDB busy {ferret:.2f} of a core; the largest steps left: {biggest}. "

@@ -89,8 +89,9 @@ class Phases:
     the domain's CPU, the revision-checked changes of cases stored before the batch, the
     incidents."""
 
-    STEPS = ("contacts", "record_contacts", "open_cases_of", "cases", "numbers_for", "fact_buckets", "insert_cases",
-             "list_under_customers", "schedule_sla", "add_facts", "place_work", "mark_handled", "_queue")
+    STEPS = ("contacts", "record_arrivals", "list_new_customers", "open_cases_of", "cases", "numbers_for",
+             "fact_buckets", "insert_cases", "list_under_customers", "schedule_sla", "add_facts", "place_work",
+             "store_handled", "_queue")
 
     def __init__(self) -> None:
         self.seconds: defaultdict[str, float] = defaultdict(float)

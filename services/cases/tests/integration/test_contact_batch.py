@@ -1,17 +1,24 @@
 """Contacts handled in batches, on the real stack: what each contact becomes is what it
 would become one at a time (a customer's further contact joins the case the batch opened
 for them, a repeat follows its original, five owners about one matter are a collective
-incident), a batch delivered again changes nothing, a batch that died half-written and
-is delivered again leaves one case per contact with one number, and a poison message in
-a batch from Kafka is dead-lettered alone."""
+incident, also with a contact stamped in the future), a customer's contact in a later
+batch joins their open case, a batch delivered again changes nothing (nor one an earlier
+version handled), a batch that died half-written and is delivered again leaves one case
+per contact with one number, and a poison message in a batch from Kafka is dead-lettered
+alone."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from cases.adapters.batch_store import ContactBatchStore
+from cases.adapters import batch_store
+from cases.adapters.batch_store import ARRIVALS_SINCE, ContactBatchStore
+from cases.adapters.fact_buckets import bucket_facts
 from cases.adapters.metrics import CasesMetrics
+from cases.adapters.queue import QueueIndex
+from cases.adapters.store import CaseRepository, ConcurrentUpdate
 from cases.bootstrap import build_deps
 from cases.handlers import case_id_for
 from cases.handlers.contacts_batch import on_contacts_received
@@ -34,8 +41,12 @@ def batch(stack, cases, suffix):
     async def handle(items: list[ContactReceived]) -> dict[str, str | None]:
         return await on_contacts_received(deps, store, items)
 
+    async def with_store(other: ContactBatchStore, items: list[ContactReceived]) -> dict[str, str | None]:
+        return await on_contacts_received(deps, other, items)
+
     handle.db = ctx.db  # type: ignore[attr-defined]
     handle.store = store  # type: ignore[attr-defined]
+    handle.with_store = with_store  # type: ignore[attr-defined]
     return handle
 
 
@@ -82,6 +93,71 @@ async def test_a_customers_further_contacts_in_one_batch_join_the_case_the_first
     attached = await wait_for_messages(stack.bootstrap, topics.CASES_CASES, event_of_type(
         "crm.cases.case.contact-attached.v1", case_id=case_id), count=2, timeout=30)
     assert len(attached) == 2
+
+
+async def test_a_customers_contact_in_a_later_batch_joins_the_case_an_earlier_batch_opened(batch):
+    project = f"金域{uuid.uuid4().hex[:6]}"
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    first = contact(customer_id=customer, project=project)
+    await batch([first, contact(project=project)])
+
+    later = contact(customer_id=customer, project=project, subject="漏水还没修好")
+    newcomer = contact(customer_id=f"cust-{uuid.uuid4().hex[:8]}", project=project)
+    outcome = await batch([later, newcomer])
+
+    case_id = case_id_for(first.contact_id)
+    assert outcome == {later.contact_id: case_id, newcomer.contact_id: case_id_for(newcomer.contact_id)}
+    assert (await case_doc(batch.db, case_id))["contact_ids"] == [first.contact_id, later.contact_id]
+    index = await batch.db["customer_cases"].find_one({"_id": customer})
+    assert index["case_ids"] == [case_id]
+    stored = await batch.db["contacts"].find_one({"_id": later.contact_id})
+    assert stored["handled"] and stored["case_id"] == case_id and stored["subject"] == "漏水还没修好"
+
+
+async def test_a_contact_handled_before_arrivals_were_recorded_is_not_handled_again(batch):
+    # As an earlier version left its database: the contact handled, no arrival recorded
+    # (and no time since when arrivals are).
+    await batch.db["counters"].delete_one({"_id": ARRIVALS_SINCE})
+    old = contact(received_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC).isoformat(),
+                  kind_hint="consultation", subject="物业费", body="物业费怎么交？")
+    await batch.db["contacts"].insert_one({"_id": old.contact_id, "region": old.region, "handled": True,
+                                           "case_id": None, "status": "answered"})
+    fresh = ContactBatchStore(batch.store.db, batch.store.outbox, batch.store.timers)  # as after a restart
+
+    outcome = await batch.with_store(fresh, [old])
+
+    assert outcome == {old.contact_id: None}
+    assert (await batch.db["contacts"].find_one({"_id": old.contact_id}))["status"] == "answered"  # as staff left it
+
+
+async def test_a_backlogs_hour_is_held_in_parts_and_pages_as_one_bucket(batch, monkeypatch):
+    monkeypatch.setattr(batch_store, "PART_ROWS", 3)  # a backlog in miniature
+    project, at = f"云山{uuid.uuid4().hex[:6]}", datetime.now(UTC).replace(microsecond=0)
+    items = [contact(region="chengdu", project=project, received_at=at.isoformat()) for _ in range(8)]
+
+    await batch(items)
+
+    docs = [await case_doc(batch.db, case_id_for(i.contact_id)) for i in items]
+    assert len({d["queue_at"]["hour"] for d in docs}) == 1  # one due hour ...
+    assert len({d["queue_at"].get("part", 0) for d in docs}) >= 3  # ... in parts
+    queue = QueueIndex(batch.db)
+    page = await queue.page({"project": project}, regions=["chengdu"], due_before=None, after=None, limit=50)
+    assert sorted(r["case_id"] for r in page) == sorted(d["_id"] for d in docs)
+
+    # A staff step that keeps a case in its hour keeps it in its part: listed once, as it is now.
+    last = docs[-1]
+    repo = CaseRepository(batch.db, batch.store.outbox)
+    for _ in range(20):  # as a staff action does: the relay clearing the outbox may write first
+        case, rev = await repo.get_with_rev(last["_id"])
+        case.attach_contact("staff-noted", at=datetime.now(UTC))
+        try:
+            await repo.save(case, rev, [])
+            break
+        except ConcurrentUpdate:
+            continue
+    page = await queue.page({"project": project}, regions=["chengdu"], due_before=None, after=None, limit=50)
+    assert [r["case_id"] for r in page].count(last["_id"]) == 1
+    assert (await case_doc(batch.db, last["_id"]))["queue_at"] == last["queue_at"]
 
 
 async def test_a_batch_that_died_half_written_and_comes_again_opens_each_case_once(batch, monkeypatch):
@@ -139,6 +215,41 @@ async def test_five_owners_about_one_matter_in_one_batch_are_a_collective_incide
     [detected] = await wait_for_messages(stack.bootstrap, topics.CASES_CASES, lambda m: m.json().get("subject")
                                          == incident_id and m.json()["type"].endswith("detected.v1"), timeout=30)
     assert detected.json()["data"]["customer_count"] == 5  # the fifth owner made it an incident
+
+
+async def test_a_contact_stamped_in_the_future_still_counts_towards_a_collective_incident(batch):
+    # A partner's clock ahead: its contact is filed under a day that has not begun.
+    project = f"江湾{uuid.uuid4().hex[:6]}"
+    ahead = contact(project=project, building="2", received_at=(datetime.now(UTC) + timedelta(hours=20)).isoformat(),
+                    subject="外墙渗水", body="2栋外墙渗水，墙面发霉。")
+    await batch([ahead])
+
+    now = [contact(project=project, building="2", subject="外墙渗水", body="2栋外墙渗水，墙面发霉。") for _ in range(4)]
+    await batch(now)
+
+    linked = {(await case_doc(batch.db, case_id_for(i.contact_id)))["collective_incident_id"] for i in [ahead, *now]}
+    assert len(linked) == 1 and None not in linked
+    incident = await batch.db["incidents"].find_one({"_id": linked.pop()})
+    assert incident["customer_count"] == 5
+
+
+async def test_facts_filed_before_they_were_packed_still_count_and_are_packed_when_written(batch):
+    project = f"湖畔{uuid.uuid4().hex[:6]}"
+    about = {"project": project, "building": "5", "subject": "外墙渗水", "body": "5栋外墙渗水，墙面发霉。"}
+    first = [contact(**about) for _ in range(4)]
+    await batch(first)
+    [bucket] = [b async for b in batch.db["collective_facts"].find({"_id": {"$regex": f"^{project}"}})]
+    # As an earlier version wrote it: the facts as documents.
+    await batch.db["collective_facts"].update_one({"_id": bucket["_id"]}, {"$set": {
+        "facts": bucket_facts(bucket), "packed": []}})
+
+    fifth = contact(**about)
+    await batch([fifth])
+
+    incident_id = (await case_doc(batch.db, case_id_for(fifth.contact_id)))["collective_incident_id"]
+    assert (await batch.db["incidents"].find_one({"_id": incident_id}))["customer_count"] == 5
+    rewritten = await batch.db["collective_facts"].find_one({"_id": bucket["_id"]})
+    assert rewritten["facts"] == [] and len(rewritten["packed"]) == 5
 
 
 async def test_a_poison_message_in_a_batch_from_kafka_is_dead_lettered_alone(stack, cases):

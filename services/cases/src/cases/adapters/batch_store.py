@@ -9,8 +9,9 @@ are written once per batch each, through revision claims (bulk.update_documents)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from crm_contracts.regions import case_number
@@ -22,14 +23,41 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from cases.adapters.bulk import READS, Change, insert_with_outbox, schedule_timers, update_documents
 from cases.adapters.documents import case_from_doc
-from cases.adapters.queue import QUEUE, REPAIRS, queue_row
-from cases.adapters.store import CASE_NUMBERS, CASES, CONTACTS, COUNTERS, CUSTOMER_CASES, FACTS, _fact, case_document
+from cases.adapters.fact_buckets import FIELDS, bucket_facts, list_future, readable, with_facts
+from cases.adapters.queue import (
+    PART_ROWS,
+    QUEUE,
+    REPAIRS,
+    Location,
+    bucket_id,
+    listed,
+    location_of,
+    parts_of,
+    queue_row,
+)
+from cases.adapters.store import (
+    ARRIVALS,
+    CASE_NUMBERS,
+    CASES,
+    CONTACTS,
+    COUNTERS,
+    CUSTOMER_CASES,
+    FACTS,
+    _fact,
+    case_document,
+)
 from cases.adapters.worklist import WORKLIST, _stored, _utc
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 
-FACT_FIELDS = ("_id", "received_at", "project", "category", "building", "customer_id", "channel",
-               "mentions_media", "case_id")
+# First sight of each contact (one tiny document per contact id): the contact itself is
+# stored once it is handled, by an insert, instead of inserted first and rewritten last
+# (an update on FerretDB rewrites the whole document: ~10x an insert).
+# Contacts stored before arrivals were recorded have none: those received before this time
+# (set on the first batch, if the database held contacts then) are looked up as before.
+ARRIVALS_SINCE = "arrivals:since"
+ROLLOUT = timedelta(hours=1)  # replicas of the version before may still store contacts meanwhile
+NO_LEGACY = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def fact_bucket(query_key: str, day: date) -> str:
@@ -49,6 +77,7 @@ class ContactBatchStore:
         self.db = db
         self.outbox = outbox
         self.timers = timers
+        self._arrivals_since: datetime | None = None
 
     # ------------------------------------------------------------------------ reads
 
@@ -69,17 +98,35 @@ class ContactBatchStore:
         return {cid: case_from_doc(doc) for cid, doc in docs.items()}
 
     async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await find_by_ids(self.db[FACTS], bucket_ids, concurrency=READS)
+        """The buckets that exist (of a day not begun, only those listed: see fact_buckets)."""
+        return await find_by_ids(self.db[FACTS], await readable(self.db[FACTS], bucket_ids), concurrency=READS)
 
     @staticmethod
     def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
-        return [_fact(f) for bucket in buckets for f in bucket.get("facts", [])]
+        return [_fact(f) for bucket in buckets for f in bucket_facts(bucket)]
 
     # ------------------------------------------------------------------------ writes
 
-    async def record_contacts(self, docs: Sequence[dict[str, Any]]) -> set[str]:
-        """First sight of each contact; one seen before stays as it is. Returns those."""
-        return await insert_new(self.db[CONTACTS], docs)
+    async def record_arrivals(self, arrivals: Sequence[tuple[str, datetime]]) -> set[str]:
+        """First sight of each (contact id, received at). Returns the contacts that may have
+        been seen before: an arrival already recorded, or a contact old enough to have been
+        stored before arrivals were (see ARRIVALS_SINCE)."""
+        seen = await insert_new(self.db[ARRIVALS], [{"_id": cid} for cid, _ in arrivals])
+        since = await self._legacy_before()
+        return seen | {cid for cid, at in arrivals if _aware(at) < since}
+
+    async def _legacy_before(self) -> datetime:
+        if self._arrivals_since is None:
+            counters = self.db[COUNTERS]
+            doc = await counters.find_one({"_id": ARRIVALS_SINCE})
+            if doc is None:
+                held = await self.db[CONTACTS].find_one({}, {"_id": 1}) is not None
+                mine = {"_id": ARRIVALS_SINCE, "at": datetime.now(UTC) + ROLLOUT if held else NO_LEGACY}
+                lost = await insert_new(counters, [mine])  # two replicas at once: the first one's
+                doc = await counters.find_one({"_id": ARRIVALS_SINCE}) if lost else mine
+            at = (doc or {}).get("at")
+            self._arrivals_since = _aware(at) if isinstance(at, datetime) else NO_LEGACY
+        return self._arrivals_since
 
     async def numbers_for(self, wanted: Sequence[tuple[str, str, int]], *, may_have: Iterable[str] = ()
                           ) -> dict[str, str]:
@@ -115,10 +162,12 @@ class ContactBatchStore:
             pending = [w for w in pending if w[0] not in out]
         return out
 
-    async def insert_cases(self, entries: Sequence[tuple[Case, list[OutgoingEvent]]]) -> set[str]:
+    async def insert_cases(self, entries: Sequence[tuple[Case, list[OutgoingEvent]]], *,
+                           listed: Mapping[str, Sequence[str]] | None = None) -> set[str]:
         """Store new cases with their events, list them in the staff queue and under their
-        customer. Returns the ids inserted now (the others existed: an earlier delivery,
-        whose repair note re-queues them if it died before queueing)."""
+        customer (unless `listed` there already: customer -> case ids). Returns the ids
+        inserted now (the others existed: an earlier delivery, whose repair note re-queues
+        them if it died before queueing)."""
         if not entries:
             return set()
         docs = {case.case_id: case_document(case) for case, _ in entries}
@@ -126,20 +175,46 @@ class ContactBatchStore:
         # A note per case before it is written, as QueueIndex.note_repair (see queue.py).
         await insert_new(self.db[REPAIRS], [{"_id": f"{cid}@0", "case_id": cid, "rev": 0, "previous": None,
                                              "at": now} for cid in docs])
+        loaded = await self._plan_queue(list(docs.values()))  # each case's part, before it is stored
         existed = await insert_with_outbox(self.outbox, self.db[CASES],
                                            [(docs[case.case_id], events) for case, events in entries])
         inserted = [doc for cid, doc in docs.items() if cid not in existed]
-        await self._queue(inserted)
+        await self._queue(inserted, loaded)
         if inserted:
             await self.db[REPAIRS].delete_many({"_id": {"$in": [f"{d['_id']}@0" for d in inserted]}})
-        await self.list_under_customers([case for case, _ in entries])
+        done = listed or {}
+        await self.list_under_customers([case for case, _ in entries
+                                         if case.case_id not in done.get(case.customer_id or "", ())])
         return {doc["_id"] for doc in inserted}
 
-    async def _queue(self, docs: Sequence[dict[str, Any]]) -> None:
-        rows = [(doc, doc["queue_at"]) for doc in docs if doc.get("queue_at")]
-        by_bucket = group_by_key(rows, lambda r: f"{r[1]['region']}|{r[1]['hour']}")
+    async def _plan_queue(self, docs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Give each case its part of its hour (`queue_at.part`, see queue.py): the hour's
+        last part while it holds under PART_ROWS rows, then new ones. Returns the hour lists
+        and last parts read for it (the writes after reuse them; their revision claims
+        catch a change since). Two writers filling one part at once overfill it a little."""
+        located = [doc for doc in docs if doc.get("queue_at")]
+        queue = self.db[QUEUE]
+        hour_lists = await find_by_ids(queue, {f"hours:{d['queue_at']['region']}" for d in located}, concurrency=READS)
+        by_hour = group_by_key(located, lambda d: (d["queue_at"]["region"], d["queue_at"]["hour"]))
+        last = {key: parts_of(hour_lists.get(f"hours:{key[0]}"), key[1]) - 1 for key in by_hour}
+        parts = await find_by_ids(queue, [bucket_id(r, h, p) for (r, h), p in last.items()], concurrency=READS)
+        for (region, hour), group in by_hour.items():
+            part = last[(region, hour)]
+            bucket = parts.get(bucket_id(region, hour, part)) or {}
+            held = len(bucket.get("rows", {})) + len(bucket.get("gone", {}))
+            for doc in group:
+                if held >= PART_ROWS:
+                    part, held = part + 1, 0
+                held += 1
+                if part:
+                    doc["queue_at"] = {**doc["queue_at"], "part": part}
+        return {**hour_lists, **parts}
 
-        def place_all(group: list[tuple[dict[str, Any], dict[str, Any]]]) -> Change:
+    async def _queue(self, docs: Sequence[dict[str, Any]], loaded: dict[str, dict[str, Any]]) -> None:
+        rows = [(doc, location) for doc in docs if (location := location_of(doc.get("queue_at")))]
+        by_bucket = group_by_key(rows, lambda r: bucket_id(*r[1]))
+
+        def place_all(group: list[tuple[dict[str, Any], Location]]) -> Change:
             def change(bucket: dict[str, Any] | None) -> dict[str, Any] | None:
                 # Only the new rows travel (`rows.<case id>`): a bucket holds hundreds. A
                 # case the bucket knows of already (any revision, or gone) is newer than
@@ -153,19 +228,21 @@ class ContactBatchStore:
             return change
 
         queue = self.db[QUEUE]
-        await update_documents(queue, {bucket_id: place_all(group) for bucket_id, group in by_bucket.items()})
-        hours: dict[str, set[int]] = {}
-        for _, at in rows:
-            hours.setdefault(at["region"], set()).add(at["hour"])
+        await update_documents(queue, {b: place_all(group) for b, group in by_bucket.items()},
+                               loaded={b: loaded[b] for b in by_bucket if b in loaded})
+        # Then the hour lists (parts first, as QueueIndex.place: see forget_hour).
+        needed: dict[str, dict[int, int]] = {}
+        for _, (region, hour, part) in rows:
+            hours = needed.setdefault(f"hours:{region}", {})
+            hours[hour] = max(hours.get(hour, 1), part + 1)
+        await update_documents(queue, {hid: partial(listed, parts=want) for hid, want in needed.items()},
+                               loaded={h: loaded[h] for h in needed if h in loaded})
 
-        def list_hours(new: set[int]) -> Change:
-            def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-                if doc and new <= set(doc["hours"]):
-                    return None
-                return {"hours": sorted({*(doc or {}).get("hours", []), *new})}
-            return change
-
-        await update_documents(queue, {f"hours:{region}": list_hours(new) for region, new in hours.items()})
+    async def list_new_customers(self, opening: Mapping[str, Sequence[str]]) -> set[str]:
+        """Insert each customer's index with these case ids, unless the customer has one;
+        returns the customers that had one (left as they were)."""
+        return await insert_new(self.db[CUSTOMER_CASES], [{"_id": customer, "case_ids": list(ids)}
+                                                          for customer, ids in opening.items()])
 
     async def list_under_customers(self, cases: Sequence[Case]) -> None:
         by_customer = group_by_key([c for c in cases if c.customer_id], lambda c: c.customer_id)
@@ -186,11 +263,11 @@ class ContactBatchStore:
         """File each (query key, contact) under its matter and day; `loaded` holds the
         buckets read for detection (reused, the revision claim catches a change since)."""
         by_bucket = group_by_key(facts, lambda f: fact_bucket(f[0], f[1]["received_at"].astimezone(UTC).date()))
+        await list_future(self.db[FACTS], by_bucket)
 
         def add_all(group: list[tuple[str, dict[str, Any]]]) -> Change:
-            new = {c["_id"]: {k: c.get(k) for k in FACT_FIELDS} for _, c in group}
-            return lambda bucket: {"facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] not in new]
-                                   + list(new.values())}
+            new = {c["_id"]: {k: c.get(k) for k in FIELDS} for _, c in group}
+            return lambda bucket: with_facts(bucket, list(new.values()))
 
         await update_documents(self.db[FACTS], {b: add_all(g) for b, g in by_bucket.items()},
                                loaded={b: loaded[b] for b in by_bucket if b in loaded})
@@ -223,7 +300,16 @@ class ContactBatchStore:
 
         await update_documents(worklist, {d: list_days(d, new) for d, new in days.items()})
 
-    async def mark_handled(self, handled: Sequence[tuple[str, str | None, str | None]]) -> None:
-        """The batch's last write (see ContactLog.mark_handled)."""
-        await update_by_ids(self.db[CONTACTS], [(cid, {"$set": {"case_id": case_id, "handled": True, "status": status}})
-                                                for cid, case_id, status in handled])
+    async def store_handled(self, docs: Sequence[dict[str, Any]]) -> None:
+        """The batch's last write: each contact's document, handled (`handled`, `case_id`,
+        `status` set). One stored already (by the single path, or an earlier version, not
+        handled then) gets those three fields, as ContactLog.mark_handled sets them."""
+        existed = await insert_new(self.db[CONTACTS], docs)
+        if existed:
+            await update_by_ids(self.db[CONTACTS], [
+                (d["_id"], {"$set": {k: d[k] for k in ("case_id", "handled", "status")}})
+                for d in docs if d["_id"] in existed])
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # as pymongo returns it

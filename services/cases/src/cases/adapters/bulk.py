@@ -20,7 +20,7 @@ from typing import Any
 
 from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.leases import Timers
-from crm_runtime.outbox import MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
+from crm_runtime.outbox import MARKER_GRACE, MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
 from crm_runtime.rmw import update_document
 from pymongo import ReturnDocument
@@ -37,8 +37,13 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
                            loaded: Mapping[Any, dict[str, Any]] | None = None) -> None:
     """`update_document(collection, id, change)` for every id, in a few commands: one read
     of all (skipped for the documents in `loaded`, read moments ago), one insert of the new
-    ones, one insert of every revision claim, one re-read of the revisions, bulk updates.
-    A document whose claim or re-check conflicts takes the single path, which retries."""
+    ones, one insert of every revision claim, bulk updates. A document whose claim
+    conflicts takes the single path, which retries.
+
+    No re-read of the revisions once claimed (write_revision's check): every writer of
+    these documents claims its revision first and claims are kept for a day, so a read
+    that was stale (another writer made rev+1 since) finds rev+1 claimed. The re-read
+    cost a find per document, a whole queue part's worth of bytes each."""
     if not changes:
         return
     docs = dict(loaded or {})
@@ -58,11 +63,7 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
     now = datetime.now(UTC)
     claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _) in planned.items()}
     taken = await insert_new(collection.database[CLAIMS], [{"_id": c, "at": now} for c in claim_of.values()])
-    held = [d for d in planned if claim_of[d] not in taken]
-    # Holding the claims, check the revisions again, as write_revision does (FerretDB may
-    # have answered the first read from an older snapshot).
-    current = await find_by_ids(collection, held, {REV: 1}, concurrency=READS)
-    ready = [d for d in held if d in current and int(current[d].get(REV, 0)) == planned[d][0]]
+    ready = [d for d in planned if claim_of[d] not in taken]
     slow.update(d for d in planned if d not in ready)
     await update_by_ids(collection, [(d, {"$set": {**planned[d][1], REV: planned[d][0] + 1}}) for d in ready])
 
@@ -116,9 +117,14 @@ def _marker(collection: str, doc_id: Any, at: datetime) -> dict[str, Any]:
 
 async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[str, Any]],
                              entries: Sequence[tuple[dict[str, Any], Sequence[OutgoingEvent]]]) -> set[Any]:
-    """`outbox.insert(collection, document, events)` for each entry: markers (before and
-    after, as the single form), then the documents in bulk. Returns the `_id`s that
-    existed already (left as they were)."""
+    """`outbox.insert(collection, document, events)` for each entry: the markers, then the
+    documents in bulk. Returns the `_id`s that existed already (left as they were).
+
+    As the single form, no second marker after the documents: a relay that reads a marked
+    document before it is inserted keeps the marker while it is young (MARKER_GRACE).
+    Only an insert slower than half of that marks again (the marker may be gone by then);
+    marking again otherwise inserted every marker a second time, all duplicates, which
+    FerretDB answers one document at a time."""
     if not entries:
         return set()
     now = datetime.now(UTC)
@@ -126,7 +132,9 @@ async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[st
     marker_collection = collection.database[MARKERS]
     await insert_new(marker_collection, markers)
     existed = await insert_new(collection, [new_document_with_outbox(doc, events) for doc, events in entries])
-    await insert_new(marker_collection, [m for m in markers if m["doc_id"] not in existed])
+    if datetime.now(UTC) - now > MARKER_GRACE / 2:
+        await insert_new(marker_collection, [_marker(collection.name, m["doc_id"], datetime.now(UTC))
+                                             for m in markers if m["doc_id"] not in existed])
     if markers and outbox.notify:
         outbox.notify()
     return existed

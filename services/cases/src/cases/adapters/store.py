@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.regions import case_number
+from crm_runtime.batching import insert_new
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict
 from crm_runtime.rmw import read_modify_write, update_document
@@ -22,7 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from cases.adapters.documents import case_from_doc, case_to_doc
-from cases.adapters.queue import QueueIndex, queue_location
+from cases.adapters.fact_buckets import FIELDS, bucket_facts, list_future, with_facts
+from cases.adapters.queue import QueueIndex, kept_in_part, location_of, queue_location
 from cases.domain.collective import ContactFact
 from cases.domain.procedure import Case
 from cases.domain.sla import next_due
@@ -34,6 +36,7 @@ COUNTERS = "counters"
 CASE_NUMBERS = "case_numbers"
 CUSTOMER_CASES = "customer_cases"
 FACTS = "collective_facts"
+ARRIVALS = "contact_arrivals"  # first sight of each contact (see batch_store.py)
 
 QUEUE_FILTERS = ("region", "status", "severity", "category", "department", "assignee")
 
@@ -104,7 +107,8 @@ class CaseRepository:
         """Write the case and its events in one update, if nobody changed it since `rev`."""
         doc = case_document(case)
         before = (await self.collection.find_one({"_id": case.case_id}, {"queue_at": 1}) or {}).get("queue_at")
-        previous = (before["region"], before["hour"]) if before else None
+        previous = location_of(before)
+        doc["queue_at"] = kept_in_part(doc["queue_at"], before)  # its row stays where it is in that hour
         # The queue row follows the case, moved after the case is written; the note lets
         # `repair_queue` finish the move if this process dies in between.
         note = await self.queue_index.note_repair(case.case_id, rev + 1, previous)
@@ -170,11 +174,14 @@ class ContactLog:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.collection = db[CONTACTS]
         self.facts_by_day = db[FACTS]
+        self.arrivals = db[ARRIVALS]
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": contact_id})
 
     async def record(self, contact: dict[str, Any]) -> None:
+        # Its arrival too, as the batch path records it: a later batch then looks it up.
+        await insert_new(self.arrivals, [{"_id": contact["_id"]}])
         await self.collection.update_one({"_id": contact["_id"]}, {"$setOnInsert": contact}, upsert=True)
 
     async def change(self, contact_id: str,
@@ -191,11 +198,10 @@ class ContactLog:
     async def add_fact(self, query_key: str, contact: dict[str, Any]) -> None:
         """File the contact under its matter and day, for collective detection."""
         bucket_id = f"{query_key}|{contact['received_at'].astimezone(UTC).date().isoformat()}"
-        fact = {k: contact.get(k) for k in ("_id", "received_at", "project", "category", "building",
-                                             "customer_id", "channel", "mentions_media", "case_id")}
+        fact = {k: contact.get(k) for k in FIELDS}
+        await list_future(self.facts_by_day, [bucket_id])  # a contact stamped in the future (see fact_buckets)
         # Another contact about the same matter may get there first: the helper retries.
-        await update_document(self.facts_by_day, bucket_id, lambda bucket: {
-            "facts": [f for f in (bucket or {}).get("facts", []) if f["_id"] != fact["_id"]] + [fact]})
+        await update_document(self.facts_by_day, bucket_id, lambda bucket: with_facts(bucket, [fact]))
 
     async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:
         days, day = [], since.astimezone(UTC).date()
@@ -205,7 +211,7 @@ class ContactLog:
         facts: list[ContactFact] = []
         for d in days:
             bucket = await self.facts_by_day.find_one({"_id": f"{query_key}|{d.isoformat()}"})
-            facts += [_fact(f) for f in (bucket or {}).get("facts", []) if since <= f["received_at"] <= until]
+            facts += [_fact(f) for f in bucket_facts(bucket) if since <= f["received_at"] <= until]
         return facts
 
 

@@ -36,10 +36,16 @@ from chinese_calendar.constants import holidays as _cc_holidays
 _MAX_DAYS_SEARCHED = 366 * 5
 
 
+@cache  # the installed table does not change while we run; computing it was most of an SLA due time
 def holiday_table_years() -> tuple[int, int]:
     """First and last year the installed `chinese_calendar` has official dates for."""
     years = [d.year for d in _cc_holidays]
     return min(years), max(years)
+
+
+@cache  # the same few days are asked for by every clock of every case (a backlog: thousands)
+def _official_workday(day: date) -> bool:
+    return bool(chinese_calendar.is_workday(day))
 
 
 @cache
@@ -148,7 +154,7 @@ class BusinessCalendar:
             return False
         first, last = holiday_table_years()
         if first <= day.year <= last:
-            return bool(chinese_calendar.is_workday(day))
+            return _official_workday(day)
         return day.weekday() < 5
 
     def working_day_length(self) -> timedelta:

@@ -59,8 +59,9 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
         first.setdefault(data.contact_id, data)  # the same event twice in a batch: once
     now = deps.now()
     prepared = {cid: _Contact(d, *prepare_contact(deps, d)) for cid, d in first.items()}
-    # Recorded first, read only if seen before: on a first delivery nothing is read.
-    seen = await store.record_contacts([c.doc for c in prepared.values()])
+    # Arrivals recorded first, contacts read only if seen before: on a first delivery
+    # nothing is read. The contacts themselves are stored last, handled.
+    seen = await store.record_arrivals([(cid, c.doc["received_at"]) for cid, c in prepared.items()])
     known = await store.contacts([*seen, *(d.duplicate_of for d in first.values() if d.duplicate_of)])
     result: dict[str, str | None] = {}
     contacts = []
@@ -72,9 +73,11 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     if not contacts:
         return result
 
-    # Two reads side by side (reads only: no bulk command runs beside another).
+    # The customers' index first (an insert: most customers of a backlog have none), then
+    # two reads side by side (reads only: no bulk command runs beside another).
+    arrivals, listed = await _list_customers(store, contacts, known)
     routes, buckets = await asyncio.gather(
-        _route(deps, store, contacts, known),
+        _route(store, arrivals, known, listed),
         store.fact_buckets(_buckets_to_read(deps, [c.fact for c in contacts])))
     case_of = {r.contact_id: r.case_id for r in routes}
     # Only a contact an earlier delivery saw can have its case opened or numbered already.
@@ -116,7 +119,8 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
                 stored_changes.setdefault(case_id, []).append(link)
 
     written = [(case, settle(case, deps.policies, deps.calendar_for(case.region))) for case in opened.values()]
-    inserted = await store.insert_cases([(case, outgoing(case, events)) for case, events in written])
+    inserted = await store.insert_cases([(case, outgoing(case, events)) for case, events in written],
+                                        listed=listed)
     for case, events in written:
         if case.case_id in inserted:
             _count(deps, events)
@@ -134,24 +138,52 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
                          concurrency=STORED_CASE_CONCURRENCY)
     await store.place_work([worklist_row({**c.doc, "status": WorkStatus.UNANSWERED.value})
                             for c in contacts if case_of[c.data.contact_id] is None])
-    await store.mark_handled([(c.data.contact_id, case_of[c.data.contact_id],
-                               None if case_of[c.data.contact_id] else WorkStatus.UNANSWERED.value) for c in contacts])
+    await store.store_handled([{**c.doc, "case_id": case_of[c.data.contact_id], "handled": True,
+                                "status": None if case_of[c.data.contact_id] else WorkStatus.UNANSWERED.value}
+                               for c in contacts])
     result.update(case_of)
     return result
 
 
-async def _route(deps: CasesDeps, store: ContactBatchStore, contacts: list[_Contact],
-                 known: dict[str, dict[str, Any]]) -> list[Route]:
-    arrivals = [Arrival(contact_id=c.data.contact_id, region=c.data.region, category=c.proposal.category,
-                        opens=opens_case(str(c.data.kind_hint), c.proposal), customer_id=c.data.customer_id,
-                        project=c.data.project, duplicate_of=c.data.duplicate_of) for c in contacts]
+def _arrivals(contacts: list[_Contact]) -> list[Arrival]:
+    return [Arrival(contact_id=c.data.contact_id, region=c.data.region, category=c.proposal.category,
+                    opens=opens_case(str(c.data.kind_hint), c.proposal), customer_id=c.data.customer_id,
+                    project=c.data.project, duplicate_of=c.data.duplicate_of) for c in contacts]
+
+
+def _routes(arrivals: list[Arrival], known: dict[str, dict[str, Any]],
+            open_cases_of: dict[str, list[OpenCaseSummary]]) -> list[Route]:
+    return route_contacts(arrivals, stored_case_of={cid: doc.get("case_id") for cid, doc in known.items()},
+                          open_cases_of=open_cases_of, new_case_id=case_id_for)
+
+
+async def _list_customers(store: ContactBatchStore, contacts: list[_Contact], known: dict[str, dict[str, Any]],
+                          ) -> tuple[list[Arrival], dict[str, list[str]]]:
+    """The write carries the check: each customer's index is inserted with the cases the
+    batch opens for them if they have no open case. An insert that succeeds proves the
+    customer had no index, so no open case, and those routes stand; the customers whose
+    index exists are read (`_route`). Returns the index rows inserted (customer: case ids).
+    A case listed before it is stored (a crash between) is skipped by every reader."""
+    arrivals = _arrivals(contacts)
     customers = {a.customer_id for a in arrivals if a.customer_id and a.opens}
+    opening: dict[str, list[str]] = {customer: [] for customer in customers}
+    for route, a in zip(_routes(arrivals, known, {}), arrivals, strict=True):
+        if route.opens_new and route.case_id and a.customer_id in opening:
+            opening[a.customer_id].append(route.case_id)
+    existed = await store.list_new_customers(opening)
+    return arrivals, {customer: ids for customer, ids in opening.items() if customer not in existed}
+
+
+async def _route(store: ContactBatchStore, arrivals: list[Arrival], known: dict[str, dict[str, Any]],
+                 listed: dict[str, list[str]]) -> list[Route]:
+    # Only customers whose index existed can have open cases; for the others the routes
+    # are those the index was inserted with (they depend on no other customer's cases).
+    customers = {a.customer_id for a in arrivals if a.customer_id and a.opens and a.customer_id not in listed}
     stored_open = await store.open_cases_of(customers)
     open_cases_of = {customer: [OpenCaseSummary(d["_id"], Category(d.get("category") or "other"), d.get("project"),
                                                 d.get("region")) for d in docs]
                      for customer, docs in stored_open.items()}
-    return route_contacts(arrivals, stored_case_of={cid: doc.get("case_id") for cid, doc in known.items()},
-                          open_cases_of=open_cases_of, new_case_id=case_id_for)
+    return _routes(arrivals, known, open_cases_of)
 
 
 def _buckets_to_read(deps: CasesDeps, facts: list[coll.ContactFact]) -> list[str]:

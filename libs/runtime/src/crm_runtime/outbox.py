@@ -24,7 +24,7 @@ Every write to such a document, the relay's included, claims its next revision
 (`crm_runtime.revisions`), which serialises the writers of one document (on FerretDB too,
 whose updates are not atomic).
 
-What a process has just inserted with events it hands to its own relay (`_handoff`): the
+What a process has just inserted with events it hands to its own relay (`crm_runtime.handoff`): the
 document, its events and its revision 0, so the relay publishes them without reading the
 document back. The marker path stays as it was (a crash loses only the handoff, and the
 relay reads what it was not handed); a document written again meanwhile is caught by the
@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,7 +52,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from crm_runtime import coalesce
+from crm_runtime import coalesce, handoff
 from crm_runtime.batching import READ_CONCURRENCY, UPDATE_CHUNK, find_by_ids, insert_new, update_by_ids
 from crm_runtime.kafka import encode_event, event_headers
 from crm_runtime.leases import Lease
@@ -122,19 +119,6 @@ def marker(collection_name: str, doc_id: Any, at: datetime | None = None) -> dic
             "at": at or datetime.now(UTC)}
 
 
-# The documents a process inserted with events, for its own relay: per client and collection,
-# the newest last. Bounded in number, and in age well within the day claims are kept.
-HANDOFF_MAX = 20_000
-HANDOFF_FOR_S = 120.0
-_handoffs: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderedDict[Any, tuple[float, dict[str, Any]]]]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _handoff(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, tuple[float, dict[str, Any]]]:
-    per_client = _handoffs.setdefault(collection.database.client, {})
-    return per_client.setdefault((collection.database.name, collection.name), OrderedDict())
-
-
 class Outbox:
     """Writes aggregate documents together with the events they cause."""
 
@@ -171,10 +155,7 @@ class Outbox:
             except DuplicateKeyError:
                 return False
         if events:
-            handoff = _handoff(collection)
-            handoff[stored["_id"]] = (time.monotonic(), {"_id": stored["_id"], OUTBOX: stored[OUTBOX], REV: 0})
-            while len(handoff) > HANDOFF_MAX:
-                handoff.popitem(last=False)
+            handoff.hand(collection, {"_id": stored["_id"], OUTBOX: stored[OUTBOX], REV: 0})
             if self.notify:
                 self.notify()
         return True
@@ -183,7 +164,7 @@ class Outbox:
                      update: dict[str, Any], events: Sequence[OutgoingEvent]) -> None:
         """Apply `update` and queue `events` in one write, if the document is still at `rev`
         (else `RevisionConflict`)."""
-        _handoff(collection).pop(doc_id, None)  # no longer as inserted: the relay reads it
+        handoff.drop(collection, doc_id)  # no longer as inserted: the relay reads it
         if events:
             await self._mark(collection, doc_id)
         await write_revision(collection, doc_id, rev, with_outbox(update, events))
@@ -248,7 +229,7 @@ class OutboxRelay:
                 if not await self.lease.acquire_or_renew():
                     # Another replica relays: what this one was handed goes stale meanwhile.
                     for collection in self.collections.values():
-                        _handoff(collection).clear()
+                        handoff.clear(collection)
                 else:
                     if not self._swept:
                         await self.sweep()
@@ -310,12 +291,7 @@ class OutboxRelay:
                     ferret: bool) -> dict[Any, dict[str, Any]]:
         """The documents (their outbox and revision): those this process just inserted from
         the handoff, the others read."""
-        handoff, fresh_after = _handoff(collection), time.monotonic() - HANDOFF_FOR_S
-        handed: dict[Any, dict[str, Any]] = {}
-        for doc_id in ids:
-            at_doc = handoff.pop(doc_id, None)
-            if at_doc is not None and at_doc[0] > fresh_after:
-                handed[doc_id] = at_doc[1]
+        handed = handoff.take(collection, ids)
         self.handed += len(handed)
         read = await find_by_ids(collection, [i for i in ids if i not in handed], {OUTBOX: 1, REV: 1},
                                  concurrency=self.concurrency)

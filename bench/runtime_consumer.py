@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient, UpdateOne, monitoring
 
 from bench.common import Stopwatch, chinese_name, mobile, num, per_s, ratio_text, raw_consume, raw_produce, table
-from bench.intake_bench import _find_pid, _proc_cpu_s
+from bench.profile import find_pid as _find_pid
+from bench.profile import proc_cpu_s as _proc_cpu_s
 
 CALL = "crm.partner.hotline.call-recorded.v1"
 SUMMARIES = ["业主来电反映卫生间天花板漏水，要求尽快维修", "投诉地下车库照明长期不亮", "咨询交房时间和办理流程",

@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from crm_runtime import handoff
 from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.leases import Timers
-from crm_runtime.outbox import MARKER_GRACE, MARKERS, Outbox, OutgoingEvent, new_document_with_outbox
+from crm_runtime.outbox import MARKER_GRACE, MARKERS, OUTBOX, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
 from crm_runtime.rmw import update_document
 from pymongo import ReturnDocument
@@ -118,7 +119,8 @@ def _marker(collection: str, doc_id: Any, at: datetime) -> dict[str, Any]:
 async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[str, Any]],
                              entries: Sequence[tuple[dict[str, Any], Sequence[OutgoingEvent]]]) -> set[Any]:
     """`outbox.insert(collection, document, events)` for each entry: the markers, then the
-    documents in bulk. Returns the `_id`s that existed already (left as they were).
+    documents in bulk, then the new ones handed to the relay. Returns the `_id`s that
+    existed already (left as they were).
 
     As the single form, no second marker after the documents: a relay that reads a marked
     document before it is inserted keeps the marker while it is young (MARKER_GRACE).
@@ -131,10 +133,16 @@ async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[st
     markers = [_marker(collection.name, doc["_id"], now) for doc, events in entries if events]
     marker_collection = collection.database[MARKERS]
     await insert_new(marker_collection, markers)
-    existed = await insert_new(collection, [new_document_with_outbox(doc, events) for doc, events in entries])
+    stored = [new_document_with_outbox(doc, events) for doc, events in entries]
+    existed = await insert_new(collection, stored)
     if datetime.now(UTC) - now > MARKER_GRACE / 2:
         await insert_new(marker_collection, [_marker(collection.name, m["doc_id"], datetime.now(UTC))
                                              for m in markers if m["doc_id"] not in existed])
+    # Handed to this process's relay as inserted (see crm_runtime.handoff): a later write
+    # through Outbox.update drops it, another replica's is caught by the claim of revision 1.
+    for doc in stored:
+        if doc[OUTBOX] and doc["_id"] not in existed:
+            handoff.hand(collection, {"_id": doc["_id"], OUTBOX: doc[OUTBOX], REV: 0})
     if markers and outbox.notify:
         outbox.notify()
     return existed

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_runtime import handoff
+from crm_runtime import handoff, known
 from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.leases import Timers
 from crm_runtime.outbox import MARKER_GRACE, MARKERS, OUTBOX, Outbox, OutgoingEvent, new_document_with_outbox
@@ -35,20 +35,28 @@ READS = 32
 
 
 async def update_documents(collection: AsyncCollection[dict[str, Any]], changes: Mapping[Any, Change], *,
-                           loaded: Mapping[Any, dict[str, Any]] | None = None) -> None:
+                           loaded: Mapping[Any, dict[str, Any] | None] | None = None,
+                           remember: bool = False) -> set[Any]:
     """`update_document(collection, id, change)` for every id, in a few commands: one read
-    of all (skipped for the documents in `loaded`, read moments ago), one insert of the new
-    ones, one insert of every revision claim, bulk updates. A document whose claim
-    conflicts takes the single path, which retries.
+    of all (skipped for the documents in `loaded`, read moments ago, None for one absent
+    then), one insert of the new ones, one insert of every revision claim, bulk updates. A
+    document whose claim conflicts, or created meanwhile, takes the single path, which
+    retries. Returns the ids that took it (written since they were read: the caller's
+    state was stale). `remember`: start from what this process wrote last where it has not
+    been read (crm_runtime.known; only for changes of whole top-level fields).
 
     No re-read of the revisions once claimed (write_revision's check): every writer of
     these documents claims its revision first and claims are kept for a day, so a read
     that was stale (another writer made rev+1 since) finds rev+1 claimed. The re-read
     cost a find per document, a whole queue part's worth of bytes each."""
     if not changes:
-        return
-    docs = dict(loaded or {})
-    missing = [doc_id for doc_id in changes if doc_id not in docs]
+        return set()
+    given = dict(loaded or {})
+    docs = {doc_id: doc for doc_id, doc in given.items() if doc is not None}
+    missing = [doc_id for doc_id in changes if doc_id not in given]
+    if remember:
+        docs.update(known.recall(collection, missing))
+        missing = [doc_id for doc_id in missing if doc_id not in docs]
     docs.update(await find_by_ids(collection, missing, concurrency=READS))
     creates, planned = [], {}
     for doc_id, change in changes.items():
@@ -60,6 +68,8 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
             creates.append({**fields, "_id": doc_id, REV: 0})
         else:
             planned[doc_id] = (int(doc.get(REV, 0)), dict(fields))
+    if remember:
+        known.forget(collection, [*planned, *(c["_id"] for c in creates)])  # until written
     slow = set(await insert_new(collection, creates))
     now = datetime.now(UTC)
     claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _) in planned.items()}
@@ -67,6 +77,10 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
     ready = [d for d in planned if claim_of[d] not in taken]
     slow.update(d for d in planned if d not in ready)
     await update_by_ids(collection, [(d, {"$set": {**planned[d][1], REV: planned[d][0] + 1}}) for d in ready])
+    if remember:
+        written = [*(c for c in creates if c["_id"] not in slow),
+                   *({**docs[d], **planned[d][1], REV: planned[d][0] + 1} for d in ready)]
+        known.remember(collection, [doc for doc in written if not any("." in field for field in doc)])
 
     async def single(doc_id: Any, _: Sequence[Any]) -> None:
         for attempt in range(CONFLICT_ROUNDS):
@@ -81,6 +95,7 @@ async def update_documents(collection: AsyncCollection[dict[str, Any]], changes:
     failures = await run_per_key({d: [d] for d in slow}, single, concurrency=8)
     if failures:
         raise next(iter(failures.values()))
+    return slow
 
 
 async def schedule_timers(timers: Timers, wanted: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_runtime import handoff, known
-from crm_runtime.batching import find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
+from crm_runtime.batching import INSERT_CHUNK, find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.leases import Timers
 from crm_runtime.outbox import MARKER_GRACE, MARKERS, OUTBOX, Outbox, OutgoingEvent, new_document_with_outbox
 from crm_runtime.revisions import CLAIMS, REV, RevisionConflict
@@ -149,15 +149,20 @@ async def insert_with_outbox(outbox: Outbox, collection: AsyncCollection[dict[st
     marker_collection = collection.database[MARKERS]
     await insert_new(marker_collection, markers)
     stored = [new_document_with_outbox(doc, events) for doc, events in entries]
-    existed = await insert_new(collection, stored)
+    existed: set[Any] = set()
+    for start in range(0, len(stored), INSERT_CHUNK):
+        chunk = stored[start:start + INSERT_CHUNK]
+        existed |= await insert_new(collection, chunk)
+        # Handed to this process's relay as inserted (see crm_runtime.handoff), a chunk at a
+        # time: a relay round during the next chunk's insert then finds these handed, not
+        # read. A later write through Outbox.update drops one; another replica's write is
+        # caught by the relay's claim of revision 1.
+        for doc in chunk:
+            if doc[OUTBOX] and doc["_id"] not in existed:
+                handoff.hand(collection, {"_id": doc["_id"], OUTBOX: doc[OUTBOX], REV: 0})
     if datetime.now(UTC) - now > MARKER_GRACE / 2:
         await insert_new(marker_collection, [_marker(collection.name, m["doc_id"], datetime.now(UTC))
                                              for m in markers if m["doc_id"] not in existed])
-    # Handed to this process's relay as inserted (see crm_runtime.handoff): a later write
-    # through Outbox.update drops it, another replica's is caught by the claim of revision 1.
-    for doc in stored:
-        if doc[OUTBOX] and doc["_id"] not in existed:
-            handoff.hand(collection, {"_id": doc["_id"], OUTBOX: doc[OUTBOX], REV: 0})
     if markers and outbox.notify:
         outbox.notify()
     return existed

@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,8 +35,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cases import handlers
 from cases.adapters.metrics import CasesMetrics
-from cases.adapters.queue import PART_ROWS, due_hour, queue_location, queue_row
-from cases.adapters.store import NO_DEADLINE
 from cases.bootstrap import build_deps, create_app
 from cases.settings import CasesSettings
 from crm_contracts import topics
@@ -49,16 +47,12 @@ from crm_runtime.mongo import create_client
 from crm_runtime.testing import make_event, running_app, start_group_at_end, unique_suffix
 from prometheus_client import CollectorRegistry
 from pymongo import monitoring
-from pymongo.errors import BulkWriteError
 
-from bench.cases_profile import Phases, StoreCommands, cpu_sample, ferretdb_pid
+from bench.cases_profile import Phases, StoreCommands, cpu_sample, ferretdb_pid, what_moved
+from bench.cases_queue import REGIONS, generate
 from bench.common import committed_total, raw_consume, topic_total
 
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
-REGIONS = ["shenzhen", "shanghai", "beijing", "tianjin", "chengdu", "shenyang"]
-OPEN_SHARE = 0.03  # most stored cases are closed; the queue shows the open ones
-OPEN_STATUSES = ["received", "validated", "classified", "assessed", "investigating", "handling", "resolved"]
-SEVERITIES = ["general"] * 85 + ["major"] * 13 + ["crisis"] * 2
 
 
 def settings(stack: Any, suffix: str) -> CasesSettings:
@@ -74,52 +68,6 @@ def progress(message: str) -> None:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def insert_all(collection: Any, docs: list[dict[str, Any]]) -> None:
-    for i in range(0, len(docs), 5000):
-        try:
-            await collection.insert_many(docs[i:i + 5000], ordered=False)
-        except BulkWriteError:
-            pass  # re-run on the same data
-
-
-async def generate(db: Any, start: int, count: int) -> None:
-    """Store `count` cases as the service stores them: documents, and the queue rows of
-    the open ones in their region/hour buckets (the shapes of cases.adapters.queue)."""
-    now = datetime.now(UTC)
-    rng = random.Random(start)
-    cases: list[dict[str, Any]] = []
-    buckets: dict[str, dict[str, Any]] = {}
-    for i in range(start, start + count):
-        case_id = f"bench-{i:08d}"
-        region = REGIONS[i % len(REGIONS)]
-        is_open = rng.random() < OPEN_SHARE
-        due = now + timedelta(minutes=rng.randint(-3 * 24 * 60, 14 * 24 * 60)) if is_open else NO_DEADLINE
-        doc = {
-            "_id": case_id, "case_id": case_id, "case_number": f"BX-2026-{i:07d}", "region": region,
-            "status": rng.choice(OPEN_STATUSES) if is_open else "closed", "is_open": is_open,
-            "severity": rng.choice(SEVERITIES), "category": "engineering_quality",
-            "department": "engineering", "assignee": None, "customer_id": f"c{i}", "project": f"项目{i % 300}",
-            "channel": "hotline", "subject": "卫生间漏水", "opened_at": now - timedelta(days=rng.randint(0, 700)),
-            "sla_due_at": due, "waiting_for_customer": False, "collective_incident_id": None,
-            "timeline": [{"action": "opened"}], "rev": 0,
-        }
-        doc["queue_at"] = queue_location(doc)
-        cases.append(doc)
-        if is_open:
-            buckets.setdefault(f"{region}|{due_hour(due)}", {})[case_id] = queue_row(doc)
-    await insert_all(db["cases"], cases)
-    index = db["queue_index"]
-    for bucket_id, rows in buckets.items():
-        await index.update_one({"_id": bucket_id}, {"$set": {f"rows.{k}": v for k, v in rows.items()},
-                                                    "$setOnInsert": {"rev": 0}}, upsert=True)
-    for region in REGIONS:
-        hours = {int(b.split("|")[1]) for b in buckets if b.startswith(region + "|")}
-        old = await index.find_one({"_id": f"hours:{region}"})
-        merged = sorted(hours | set(old["hours"] if old else []))
-        await index.update_one({"_id": f"hours:{region}"}, {"$set": {"hours": merged}, "$setOnInsert": {"rev": 0}},
-                               upsert=True)
 
 
 async def measure_queue(app: Any, rounds: int) -> dict[str, tuple[float, float]]:
@@ -328,35 +276,8 @@ async def opening_benchmark(stack: Any, count: int, *, single: int = 0) -> tuple
               "", "| process | CPU seconds | cores busy |", "|---|---|---|",
               *[f"| {name} | {v:.1f} | {v / opened_s:.2f} |" for name, v in window_cpu.items()],
               "", f"On {os.cpu_count()} CPUs shared with other work on the machine.",
-              "", *what_moved(phases, opened_s, window_cpu, met=opened_s <= 60)]
+              "", *what_moved(phases, opened_s, window_cpu, during, count, met=opened_s <= 60)]
     return lines, {"platform": rate, "raw": limit, "consume": consume_rate, "insert": insert_rate}
-
-
-def what_moved(phases: Phases, window_s: float, cpu: dict[str, float], *, met: bool) -> list[str]:
-    """What changed the opening since 124.8/s (3.98 commands per case, 1 December), and what
-    the remaining time is spent on."""
-    steps = sorted(((name, sec) for name, sec in phases.seconds.items() if name != "handler" and " › " not in name),
-                   key=lambda item: -item[1])[:3]
-    biggest = ", ".join(f"{name.removeprefix('_')} {sec / window_s:.0%}" for name, sec in steps)
-    ferret = cpu.get("FerretDB", 0.0) / window_s
-    return [
-        "What moved it (from 124.8/s, 3.98 store commands per case): the contact is stored once, handled, by an "
-        "insert at the end of its batch (a tiny arrival record inserted first says whether it was seen before), "
-        "instead of inserted first and rewritten last; each customer's index is inserted with the cases the batch "
-        "opens for them, so only customers who had one are read; a backlog's due hour is held in parts of about "
-        f"{PART_ROWS} rows, so a batch no longer rewrites every queue row placed before it; no second outbox marker "
-        "per case (all duplicates, which FerretDB inserts one at a time); no re-read of the revisions of shared "
-        "documents once claimed; a matter's bucket of a day not begun read only if a writer listed it (a contact "
-        "stamped in the future); each fact packed in one string in its bucket (FerretDB's cost of a document grows "
-        "with the values in it); the business calendar's holiday table cached instead of scanned per day of every "
-        "SLA clock.",
-        "",
-        f"{'Met' if met else 'Not met'}: FerretDB busy {ferret:.2f} of a core; the largest steps left: {biggest}. "
-        "The collective facts are much of what remains: every batch reads each matter's buckets of the day before "
-        "and of the day (a read per matter and day: FerretDB answers `$in` by reading the whole collection) and "
-        "rewrites each matter's bucket of the day once; the outbox relay reads and rewrites every new case once "
-        "more to clear its events.",
-    ]
 
 
 def sizes(quick: bool) -> tuple[int, int, int, int, bool]:

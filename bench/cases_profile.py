@@ -12,6 +12,7 @@ from typing import Any
 
 from cases.adapters import batch_store, bulk
 from cases.adapters.batch_store import ContactBatchStore
+from cases.adapters.queue import PART_ROWS
 from cases.entrypoints import kafka as cases_kafka
 from pymongo import monitoring
 
@@ -171,3 +172,48 @@ class Phases:
         rows.append(row("**handler in all**", self.seconds["handler"]))
         rows.append(row("outside the handler (Kafka fetch and commit, waiting)", window_s - self.seconds["handler"]))
         return rows
+
+
+def _per_case(counts: Counter[tuple[str, str]], command: str, collection: str, count: int) -> float:
+    return counts.get((command, collection), 0) / max(count, 1)
+
+
+def what_moved(phases: Phases, window_s: float, cpu: dict[str, float], counts: Counter[tuple[str, str]],
+               count: int, *, met: bool) -> list[str]:
+    """What changed the opening since 156.5/s (1.42 commands per case, 2 December 07:49 UTC)
+    and before that since 124.8/s, with this run's commands, and what the remaining time is
+    spent on."""
+    steps = sorted(((name, sec) for name, sec in phases.seconds.items() if name != "handler" and " › " not in name),
+                   key=lambda item: -item[1])[:3]
+    biggest = ", ".join(f"{name.removeprefix('_')} {sec / window_s:.0%}" for name, sec in steps)
+    ferret = cpu.get("FerretDB", 0.0) / window_s
+    total = sum(counts.values()) / max(count, 1)
+    return [
+        "What moved it since 156.5/s (63.9 s, 1.42 store commands per case, 2 December 07:49 UTC): the outbox "
+        "relay is handed the cases a batch inserts, with their events, instead of reading each back to publish "
+        f"them (`find cases` 0.49 per case then, {_per_case(counts, 'find', 'cases', count):.2f} now; a case "
+        "written again since its insert is read as before); a batch takes the collective-fact buckets it files "
+        "under from what its process wrote last instead of reading them, and does not read again, before "
+        "creating it, a bucket it found absent (`find collective_facts` 0.79 per case then, "
+        f"{_per_case(counts, 'find', 'collective_facts', count):.2f} now; another replica's write since is "
+        "caught by the revision claim, and the facts filed there detected again). In all "
+        f"{total:.2f} store commands per case.",
+        "",
+        "Before that (from 124.8/s, 3.98 store commands per case): the contact is stored once, handled, by an "
+        "insert at the end of its batch (a tiny arrival record inserted first says whether it was seen before), "
+        "instead of inserted first and rewritten last; each customer's index is inserted with the cases the batch "
+        "opens for them, so only customers who had one are read; a backlog's due hour is held in parts of about "
+        f"{PART_ROWS} rows, so a batch no longer rewrites every queue row placed before it; no second outbox marker "
+        "per case (all duplicates, which FerretDB inserts one at a time); no re-read of the revisions of shared "
+        "documents once claimed; a matter's bucket of a day not begun read only if a writer listed it (a contact "
+        "stamped in the future); each fact packed in one string in its bucket (FerretDB's cost of a document grows "
+        "with the values in it); the business calendar's holiday table cached instead of scanned per day of every "
+        "SLA clock.",
+        "",
+        f"{'Met' if met else 'Not met'}: FerretDB busy {ferret:.2f} of a core; the largest steps left: {biggest}. "
+        "Of the collective facts, every batch still reads each matter's bucket of the day before (absent in this "
+        "backlog, whose contacts are all of today, yet a read per matter and batch: FerretDB answers `$in` by "
+        "reading the whole collection, and a bucket this process never wrote is not its to remember) and rewrites "
+        "each matter's bucket of the day once; the outbox relay still rewrites every new case once to clear its "
+        f"events (`update cases` {_per_case(counts, 'update', 'cases', count):.3f} per case, in bulk).",
+    ]

@@ -3,29 +3,29 @@
 The relay would otherwise read each such document back by `_id` (one store command per
 event). Only a shortcut: the marker path stays (a crash loses just the handoff, and the
 relay reads what it was not handed), and a document written again meanwhile is caught by
-the relay's claim of revision 1. Per client and collection, the newest last; bounded in
-number, and in age well within the day claims are kept.
+the relay's claim of revision 1. Per client object (see mongo.per_client) and collection,
+the newest last; bounded in number, and in age well within the day claims are kept.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from crm_runtime.mongo import per_client
+
 HANDOFF_MAX = 20_000
 HANDOFF_FOR_S = 120.0
-_handoffs: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderedDict[Any, tuple[float, dict[str, Any]]]]] = (
-    weakref.WeakKeyDictionary())
 
 
 def _of(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, tuple[float, dict[str, Any]]]:
-    per_client = _handoffs.setdefault(collection.database.client, {})
-    return per_client.setdefault((collection.database.name, collection.name), OrderedDict())
+    handoffs: OrderedDict[Any, tuple[float, dict[str, Any]]] = per_client(collection.database.client).setdefault(
+        ("handoff", collection.database.name, collection.name), OrderedDict())
+    return handoffs
 
 
 def hand(collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> None:

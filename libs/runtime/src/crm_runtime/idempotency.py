@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from crm_runtime import known
 from crm_runtime.batching import KEY_CONCURRENCY, find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
 from crm_runtime.revisions import CLAIMS, REV, STALE_AFTER, RevisionConflict, write_revision
 from crm_runtime.rmw import read_modify_write
@@ -83,22 +82,6 @@ async def _apply_once_now(collection: AsyncCollection[dict[str, Any]], doc_id: A
 # --------------------------------------------------------------------------- batch form
 # One batch of events: per document one read, one claim (all claims inserted in one
 # command), one write (all in few `bulk_write`s), instead of ~4 round trips per event.
-
-# What this process last wrote to a document (its revision and applied ids) saves reading it
-# again in the next batch: a consumer owns its partitions, hence its aggregates, so that is
-# nearly always still true, and when it is not (another writer, a rebalance) the claim of
-# rev+1 is refused and the document takes the per-document path, which reads it. Bounded in
-# size, and in age so that no entry outlives the claims (kept a day) that make it safe.
-KNOWN_DOCS = 20_000
-KNOWN_FOR_S = 600.0
-_known: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderedDict[Any, tuple[float, int, list[str]]]]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _known_of(collection: AsyncCollection[dict[str, Any]]) -> OrderedDict[Any, tuple[float, int, list[str]]]:
-    per_client = _known.setdefault(collection.database.client, {})
-    return per_client.setdefault((collection.database.name, collection.name), OrderedDict())
-
 
 FOLDABLE = {"$inc", "$set", "$max", "$min", "$push", "$addToSet", "$unset"}
 
@@ -171,10 +154,11 @@ async def apply_once_many(
     """
     results = [False] * len(items)
     by_doc = group_by_key(range(len(items)), lambda i: items[i][0])
-    known, fresh_after = _known_of(collection), time.monotonic() - KNOWN_FOR_S
-    cached = {d: known[d] for d in by_doc if d in known and known[d][0] > fresh_after}
+    # What this process last wrote (revision, applied ids) is not read again: when that is
+    # no longer true, the claim of rev+1 is refused and the document goes one by one.
+    cached = known.recall(collection, by_doc)
     docs = await find_by_ids(collection, [d for d in by_doc if d not in cached], {APPLIED: 1, REV: 1})
-    docs.update({d: {"_id": d, REV: rev, APPLIED: applied} for d, (_, rev, applied) in cached.items()})
+    docs.update(cached)
     missing = [doc_id for doc_id in by_doc if doc_id not in docs]
     slow: set[Any] = await insert_new(collection, [{"_id": d, APPLIED: [], REV: 0} for d in missing])
     for doc_id in missing:
@@ -203,8 +187,7 @@ async def apply_once_many(
         update["$set"] = {**update["$set"], APPLIED: [*applied, *(items[i][1] for i in fresh)][-KEEP_APPLIED:],
                           REV: rev + 1}
         planned[doc_id] = (rev, update, fresh)
-    for doc_id in [*slow, *planned]:
-        known.pop(doc_id, None)  # until written, what we knew may be wrong
+    known.forget(collection, [*slow, *planned])  # until written, what we knew may be wrong
 
     now = datetime.now(UTC)
     claim_of = {doc_id: f"{collection.name}/{doc_id}@{rev + 1}" for doc_id, (rev, _, _) in planned.items()}
@@ -216,13 +199,11 @@ async def apply_once_many(
     ready = [d for d in planned if claim_of[d] not in taken]
     slow.update(d for d in planned if claim_of[d] in taken)
     await update_by_ids(collection, [(d, planned[d][1]) for d in ready])
-    written_at = time.monotonic()
     for d in ready:
         for i in planned[d][2]:
             results[i] = True
-        known[d] = (written_at, planned[d][0] + 1, planned[d][1]["$set"][APPLIED])
-    while len(known) > KNOWN_DOCS:
-        known.popitem(last=False)
+    known.remember(collection, [{"_id": d, REV: planned[d][0] + 1, APPLIED: planned[d][1]["$set"][APPLIED]}
+                                for d in ready])
 
     async def one_by_one(doc_id: Any, indexes: Sequence[int]) -> None:
         for i in indexes:

@@ -47,3 +47,23 @@ async def is_ferretdb(client: AsyncMongoClient[dict[str, Any]]) -> bool:
         known = build_info_is_ferretdb(await client.admin.command("buildInfo"))
         _FERRETDB[client] = known
     return known
+
+
+# ------------------------------------------------------------------------ per-client state
+# By identity, not in a WeakKeyDictionary: pymongo clients to the same address compare (and
+# hash) equal, and what one client's writer did is not what another's did (two replicas
+# in one test process, each with its own client, must not share what they remember).
+_per_client: dict[int, tuple[weakref.ref[Any], dict[Any, Any]]] = {}
+
+
+def per_client(client: Any) -> dict[Any, Any]:
+    """A dict of state kept for this client object alone, dropped with it."""
+    key = id(client)
+    held = _per_client.get(key)
+    if held is None or held[0]() is not client:
+        def gone(_ref: weakref.ref[Any]) -> None:
+            _per_client.pop(key, None)
+
+        held = (weakref.ref(client, gone), {})
+        _per_client[key] = held
+    return held[1]

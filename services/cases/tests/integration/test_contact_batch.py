@@ -1,11 +1,11 @@
 """Contacts handled in batches, on the real stack: what each contact becomes is what it
 would become one at a time (a customer's further contact joins the case the batch opened
 for them, a repeat follows its original, five owners about one matter are a collective
-incident, also with a contact stamped in the future), a customer's contact in a later
-batch joins their open case, a batch delivered again changes nothing (nor one an earlier
-version handled), a batch that died half-written and is delivered again leaves one case
-per contact with one number, and a poison message in a batch from Kafka is dead-lettered
-alone."""
+incident, also with a contact stamped in the future or handled by two replicas in turn), a
+customer's contact in a later batch joins their open case, a batch delivered again changes
+nothing (nor one an earlier version handled), a batch that died half-written and is
+delivered again leaves one case per contact with one number, and a poison message in a
+batch from Kafka is dead-lettered alone."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from cases.handlers import case_id_for
 from cases.handlers.contacts_batch import on_contacts_received
 from crm_contracts import topics
 from crm_contracts.events.intake import ContactReceived
+from crm_runtime.mongo import create_client
+from crm_runtime.outbox import Outbox
 from crm_runtime.testing import event_of_type, eventually, make_event, produce, wait_for_messages
 from prometheus_client import CollectorRegistry
 
@@ -231,6 +233,28 @@ async def test_a_contact_stamped_in_the_future_still_counts_towards_a_collective
     assert len(linked) == 1 and None not in linked
     incident = await batch.db["incidents"].find_one({"_id": linked.pop()})
     assert incident["customer_count"] == 5
+
+
+async def test_owners_about_one_matter_handled_by_two_replicas_in_turn_are_one_collective_incident(batch, stack):
+    project = f"滨江{uuid.uuid4().hex[:6]}"
+    about = {"project": project, "building": "4", "subject": "外墙渗水", "body": "4栋外墙渗水，墙面发霉。"}
+    owners = [contact(**about) for _ in range(5)]
+    other = create_client(stack.mongodb_url, app_name="cases-replica")  # its own client: its own memory
+    try:
+        db = other[batch.db.name]
+        replica = ContactBatchStore(db, Outbox(db), batch.store.timers)
+        await batch(owners[:2])
+        await batch.with_store(replica, owners[2:4])  # sees 4 owners: no incident yet
+        # This replica remembers the bucket as it wrote it, with 2 owners: the fifth makes
+        # 5 only with the other replica's, which its write finds and detection then counts.
+        await batch(owners[4:])
+    finally:
+        await other.close()
+
+    linked = {(await case_doc(batch.db, case_id_for(o.contact_id)))["collective_incident_id"] for o in owners}
+    assert len(linked) == 1 and None not in linked
+    incident = await batch.db["incidents"].find_one({"_id": linked.pop()})
+    assert incident["customer_count"] == 5 and incident["severity"] == "major"
 
 
 async def test_facts_filed_before_they_were_packed_still_count_and_are_packed_when_written(batch):

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from crm_contracts.regions import case_number
+from crm_runtime import known
 from crm_runtime.batching import find_by_ids, group_by_key, insert_new, update_by_ids
 from crm_runtime.leases import Timers
 from crm_runtime.outbox import Outbox, OutgoingEvent
@@ -97,12 +98,22 @@ class ContactBatchStore:
         docs = await find_by_ids(self.db[CASES], case_ids, {"outbox": 0}, concurrency=READS)
         return {cid: case_from_doc(doc) for cid, doc in docs.items()}
 
-    async def fact_buckets(self, bucket_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The buckets that exist (of a day not begun, only those listed: see fact_buckets)."""
-        return await find_by_ids(self.db[FACTS], await readable(self.db[FACTS], bucket_ids), concurrency=READS)
+    async def fact_buckets(self, bucket_ids: Iterable[str], *, filing: Iterable[str] = ()
+                           ) -> dict[str, dict[str, Any] | None]:
+        """The buckets worth reading (of a day not begun, only those listed: see
+        fact_buckets), None for one absent. Those of `filing` (the batch files facts under
+        them) that this process wrote last are not read but taken as it wrote them
+        (crm_runtime.known): a batch files most of its facts where the batch before did.
+        Another replica's write since is caught by the revision claim in `add_facts`, and
+        so only for buckets `add_facts` writes."""
+        facts = self.db[FACTS]
+        wanted = await readable(facts, bucket_ids)
+        mine = known.recall(facts, set(filing).intersection(wanted))
+        read = await find_by_ids(facts, [b for b in wanted if b not in mine], concurrency=READS)
+        return {b: mine.get(b) or read.get(b) for b in wanted}
 
     @staticmethod
-    def facts_of(buckets: Iterable[dict[str, Any]]) -> list[ContactFact]:
+    def facts_of(buckets: Iterable[dict[str, Any] | None]) -> list[ContactFact]:
         return [_fact(f) for bucket in buckets for f in bucket_facts(bucket)]
 
     # ------------------------------------------------------------------------ writes
@@ -259,9 +270,11 @@ class ContactBatchStore:
         await schedule_timers(self.timers, timers)
 
     async def add_facts(self, facts: Sequence[tuple[str, dict[str, Any]]],
-                        loaded: dict[str, dict[str, Any]]) -> None:
+                        loaded: Mapping[str, dict[str, Any] | None]) -> set[str]:
         """File each (query key, contact) under its matter and day; `loaded` holds the
-        buckets read for detection (reused, the revision claim catches a change since)."""
+        buckets read for detection (reused: the revision claim, or the unique insert of a
+        new one, catches a change since). Returns the buckets another writer had changed
+        since (their facts filed all the same, on what that writer wrote)."""
         by_bucket = group_by_key(facts, lambda f: fact_bucket(f[0], f[1]["received_at"].astimezone(UTC).date()))
         await list_future(self.db[FACTS], by_bucket)
 
@@ -269,8 +282,8 @@ class ContactBatchStore:
             new = {c["_id"]: {k: c.get(k) for k in FIELDS} for _, c in group}
             return lambda bucket: with_facts(bucket, list(new.values()))
 
-        await update_documents(self.db[FACTS], {b: add_all(g) for b, g in by_bucket.items()},
-                               loaded={b: loaded[b] for b in by_bucket if b in loaded})
+        return await update_documents(self.db[FACTS], {b: add_all(g) for b, g in by_bucket.items()},
+                                      loaded={b: loaded[b] for b in by_bucket if b in loaded}, remember=True)
 
     async def place_work(self, rows: Sequence[dict[str, Any]]) -> None:
         """List contacts that opened no case as unanswered work (ContactWorklist.place for

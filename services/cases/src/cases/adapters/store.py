@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.regions import case_number
+from crm_runtime import known
 from crm_runtime.batching import insert_new
 from crm_runtime.outbox import Outbox, OutgoingEvent
 from crm_runtime.revisions import REV, RevisionConflict
@@ -201,6 +202,7 @@ class ContactLog:
         fact = {k: contact.get(k) for k in FIELDS}
         await list_future(self.facts_by_day, [bucket_id])  # a contact stamped in the future (see fact_buckets)
         # Another contact about the same matter may get there first: the helper retries.
+        known.forget(self.facts_by_day, [bucket_id])  # what the batch path remembers of it is past
         await update_document(self.facts_by_day, bucket_id, lambda bucket: with_facts(bucket, [fact]))
 
     async def facts(self, query_key: str, since: datetime, until: datetime) -> list[ContactFact]:

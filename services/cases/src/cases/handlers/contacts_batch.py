@@ -78,7 +78,8 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     arrivals, listed = await _list_customers(store, contacts, known)
     routes, buckets = await asyncio.gather(
         _route(store, arrivals, known, listed),
-        store.fact_buckets(_buckets_to_read(deps, [c.fact for c in contacts])))
+        store.fact_buckets(_buckets_to_read(deps, [c.fact for c in contacts]),
+                           filing=[b for c in contacts if (b := _filed_under(c.fact))]))
     case_of = {r.contact_id: r.case_id for r in routes}
     # Only a contact an earlier delivery saw can have its case opened or numbered already.
     redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in seen]
@@ -106,17 +107,12 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     facts = [dataclasses.replace(c.fact, case_id=case_of[c.data.contact_id]) for c in contacts]
     decisions = detect_in_batch(store.facts_of(buckets.values()), facts, deps.collective_rules)
     region_of = {c.data.contact_id: c.data.region for c in contacts}
-    incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]] = {}
-    for fact, decision in decisions:
-        region = region_of[fact.contact_id]
-        announced = [*incidents.get(decision.incident_id, ({}, []))[1], *incident_events(decision, region, now)]
-        incidents[decision.incident_id] = (incident_document(decision, region, now), announced)
-        for case_id in decision.case_ids:
-            link = _linker(decision.incident_id, decision.severity.value, now)
-            if case_id in opened:
-                _apply(opened[case_id], after_opening, link)
-            else:
-                stored_changes.setdefault(case_id, []).append(link)
+    incidents, links = _incidents(decisions, region_of, now)
+    for case_id, link in links:
+        if case_id in opened:
+            _apply(opened[case_id], after_opening, link)
+        else:
+            stored_changes.setdefault(case_id, []).append(link)
 
     written = [(case, settle(case, deps.policies, deps.calendar_for(case.region))) for case in opened.values()]
     inserted = await store.insert_cases([(case, outgoing(case, events)) for case, events in written],
@@ -132,8 +128,10 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     await store.schedule_sla(_timers([*(c for c, _ in written if c.case_id in inserted), *earlier.values()]))
     await _change_stored(deps, stored_changes)
 
-    await store.add_facts([(key, {**c.doc, "case_id": case_of[c.data.contact_id]}) for c in contacts
-                           if (key := c.doc["query_key"]) is not None], buckets)
+    stale = await store.add_facts([(key, {**c.doc, "case_id": case_of[c.data.contact_id]}) for c in contacts
+                                   if (key := c.doc["query_key"]) is not None], buckets)
+    if stale:  # another replica filed facts there since they were read: detect again with them
+        await _change_stored(deps, await _detect_again(deps, store, facts, stale, decisions, incidents, region_of))
     await gather_bounded((deps.incidents.upsert(doc, events) for doc, events in incidents.values()),
                          concurrency=STORED_CASE_CONCURRENCY)
     await store.place_work([worklist_row({**c.doc, "status": WorkStatus.UNANSWERED.value})
@@ -195,6 +193,56 @@ def _buckets_to_read(deps: CasesDeps, facts: list[coll.ContactFact]) -> list[str
             for day in days_between(fact.received_at - window, fact.received_at + window):
                 wanted[fact_bucket(key, day)] = None
     return list(wanted)
+
+
+def _filed_under(fact: coll.ContactFact) -> str | None:
+    key = coll.query_key(fact)
+    return fact_bucket(key, fact.received_at.astimezone(UTC).date()) if key is not None else None
+
+
+def _decided(decision: coll.CollectiveDecision) -> tuple[str, str, tuple[str, ...]]:
+    return decision.incident_id, decision.severity.value, decision.case_ids
+
+
+def _incidents(decisions: Sequence[tuple[coll.ContactFact, coll.CollectiveDecision]], region_of: dict[str, str],
+               now: Any) -> tuple[dict[str, tuple[dict[str, Any], list[OutgoingEvent]]],
+                                  list[tuple[str, Callable[[Case], Any]]]]:
+    """Each incident's document and events (the batch's last decision on it, all their
+    announcements), and the link of each case decided into one."""
+    incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]] = {}
+    links = []
+    for fact, decision in decisions:
+        region = region_of[fact.contact_id]
+        announced = [*incidents.get(decision.incident_id, ({}, []))[1], *incident_events(decision, region, now)]
+        incidents[decision.incident_id] = (incident_document(decision, region, now), announced)
+        link = _linker(decision.incident_id, decision.severity.value, now)
+        links += [(case_id, link) for case_id in decision.case_ids]
+    return incidents, links
+
+
+async def _detect_again(deps: CasesDeps, store: ContactBatchStore, facts: list[coll.ContactFact], stale: set[str],
+                        decisions: Sequence[tuple[coll.ContactFact, coll.CollectiveDecision]],
+                        incidents: dict[str, tuple[dict[str, Any], list[OutgoingEvent]]], region_of: dict[str, str],
+                        ) -> dict[str, list[Callable[[Case], Any]]]:
+    """Detection of the facts filed under `stale` buckets, on those buckets as they are now
+    (read, with the other writer's facts), for what it decides that the batch did not:
+    added to `incidents` (the later decision, with every announcement), and the links of
+    cases returned as changes to stored cases (the batch's cases are stored by now)."""
+    again = [f for f in facts if _filed_under(f) in stale]
+    buckets = await store.fact_buckets(_buckets_to_read(deps, again))
+    ids = {f.contact_id for f in again}
+    stored = [f for f in store.facts_of(buckets.values()) if f.contact_id not in ids]
+    decided = {_decided(d) for _, d in decisions}
+    fresh = [(f, d) for f, d in detect_in_batch(stored, again, deps.collective_rules) if _decided(d) not in decided]
+    more, links = _incidents(fresh, region_of, deps.now())
+    for incident_id, (doc, events) in more.items():
+        new_ids = {e.event.id for e in events}
+        before = [e for e in incidents.get(incident_id, ({}, []))[1] if e.event.id not in new_ids]
+        incidents[incident_id] = (doc, [*before, *events])
+    relinked: dict[str, list[Callable[[Case], Any]]] = {}
+    for case_id, link in links:
+        relinked.setdefault(case_id, []).append(link)
+    return relinked
 
 
 def _apply(case: Case, log_of: dict[str, list[Callable[[Case], Any]]], command: Callable[[Case], Any]) -> None:

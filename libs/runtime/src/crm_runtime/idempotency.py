@@ -156,7 +156,7 @@ async def apply_once_many(
     by_doc = group_by_key(range(len(items)), lambda i: items[i][0])
     # What this process last wrote (revision, applied ids) is not read again: when that is
     # no longer true, the claim of rev+1 is refused and the document goes one by one.
-    cached = known.recall(collection, by_doc)
+    cached = known.recall(collection, by_doc, whole=False)
     docs = await find_by_ids(collection, [d for d in by_doc if d not in cached], {APPLIED: 1, REV: 1})
     docs.update(cached)
     missing = [doc_id for doc_id in by_doc if doc_id not in docs]
@@ -203,7 +203,7 @@ async def apply_once_many(
         for i in planned[d][2]:
             results[i] = True
     known.remember(collection, [{"_id": d, REV: planned[d][0] + 1, APPLIED: planned[d][1]["$set"][APPLIED]}
-                                for d in ready])
+                                for d in ready], whole=False)
 
     async def one_by_one(doc_id: Any, indexes: Sequence[int]) -> None:
         for i in indexes:

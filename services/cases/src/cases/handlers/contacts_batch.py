@@ -228,7 +228,9 @@ async def _detect_again(deps: CasesDeps, store: ContactBatchStore, facts: list[c
     (read, with the other writer's facts), for what it decides that the batch did not:
     added to `incidents` (the later decision, with every announcement), and the links of
     cases returned as changes to stored cases (the batch's cases are stored by now)."""
-    again = [f for f in facts if _filed_under(f) in stale]
+    # Every fact whose window reads a stale bucket, not only those filed under one: a fact of
+    # the next day was judged on the stale bucket too.
+    again = [f for f in facts if stale.intersection(_buckets_to_read(deps, [f]))]
     buckets = await store.fact_buckets(_buckets_to_read(deps, again))
     ids = {f.contact_id for f in again}
     stored = [f for f in store.facts_of(buckets.values()) if f.contact_id not in ids]
@@ -237,12 +239,25 @@ async def _detect_again(deps: CasesDeps, store: ContactBatchStore, facts: list[c
     more, links = _incidents(fresh, region_of, deps.now())
     for incident_id, (doc, events) in more.items():
         new_ids = {e.event.id for e in events}
-        before = [e for e in incidents.get(incident_id, ({}, []))[1] if e.event.id not in new_ids]
-        incidents[incident_id] = (doc, [*before, *events])
+        earlier, announced = incidents.get(incident_id, ({}, []))
+        before = [e for e in announced if e.event.id not in new_ids]
+        incidents[incident_id] = (_wider(earlier, doc), [*before, *events])
     relinked: dict[str, list[Callable[[Case], Any]]] = {}
     for case_id, link in links:
         relinked.setdefault(case_id, []).append(link)
     return relinked
+
+
+def _wider(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """The incident as the larger of two decisions on it, with the contacts and cases of
+    both: a re-check from a narrower window must not shrink what the batch decided."""
+    if not earlier:
+        return later
+    doc = dict(later if len(later["contact_ids"]) >= len(earlier["contact_ids"]) else earlier)
+    for field in ("contact_ids", "case_ids", "channels"):
+        doc[field] = list(dict.fromkeys([*earlier[field], *later[field]]))
+    doc["customer_count"] = max(earlier["customer_count"], later["customer_count"])
+    return doc
 
 
 def _apply(case: Case, log_of: dict[str, list[Callable[[Case], Any]]], command: Callable[[Case], Any]) -> None:

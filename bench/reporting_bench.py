@@ -292,9 +292,10 @@ def rebuild_text(r: dict[str, Any]) -> str:
            f"They fit in the {r['seconds']:.0f} s wall time (the rest: Kafka fetches and the loop). ")
         + "The fold computes each entity's profile diff once per batch of 20,000 records (a case's steps mostly "
         "fall in one), and what is left of it is pure-Python dict work per counter moved. "
-        + ("" if met else "What stops the goal: the store's insert rate for the entities and the shards "
-           "(FerretDB's cost follows the bytes written) and the validation's share, on two CPUs that Kafka, "
-           "FerretDB and this process share."))
+        + ("" if met or not steps else
+           f"What stops the goal: those steps on two CPUs that Kafka, FerretDB and this process share, the "
+           f"largest being {steps[0][0]} ({steps[0][1] / summed:.0%} of the summed time)"
+           + (" (FerretDB's cost follows the bytes written)." if steps[0][0].startswith("store") else ".")))
 
 
 async def run(stack: Any, quick: bool) -> Section:

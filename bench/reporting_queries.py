@@ -297,6 +297,10 @@ def queries_text(q: dict[str, Any]) -> str:
             return text + "both goals met. "
         raw = mode["raw_p99"]
         text += "the goal (≤ 100 ms, ≤ 2x) is not met on that path. "
+        if hi <= GOAL_MS:
+            return text + ("Its p99 stays within 100 ms but grows more than 2x, though a call reads the same "
+                           "documents at both sizes: the growth is slower calls in this run (a p99 of 50 calls is "
+                           f"its slowest one), not more work; the raw limit's p99 was {raw:.0f} ms. ")
         if raw >= GOAL_MS:
             return text + (f"The store's own tail stops it on this shared machine: the raw limit ({mode['raw_n']} "
                            f"{what}, plain concurrent find_one by _id, same run) has a p99 of {raw:.0f} ms. ")

@@ -185,10 +185,20 @@ class RebuildProfile:
         replay.parse_event = timed_parse
         replay.handlers.apply_replay = timed_apply
         buffer.BufferedGeneration._store = timed_store  # type: ignore[method-assign]
+        self.store_rollups = store_rollups = buffer.BufferedGeneration._store_rollups
+
+        async def timed_rollups(gen: Any) -> None:
+            clock = time.perf_counter()
+            await store_rollups(gen)
+            spent["store rollups (summed from the shards)"][0] += time.perf_counter() - clock
+            spent["store rollups (summed from the shards)"][1] += gen.rollups_written
+
+        buffer.BufferedGeneration._store_rollups = timed_rollups  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.replay.parse_event, self.replay.handlers.apply_replay, self.buffer.BufferedGeneration._store = (
             self.originals)  # type: ignore[method-assign]
+        self.buffer.BufferedGeneration._store_rollups = self.store_rollups  # type: ignore[method-assign]
 
 
 async def rebuild_benchmark(stack: Any, total: int) -> tuple[list[str], float, float, dict[str, Any]]:

@@ -41,6 +41,7 @@ class BufferedGeneration:
         self._recent: set[str] = set()  # entities touched since the last flush
         self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
         self._writing: asyncio.Task[None] | None = None  # entities being stored in the background
+        self.rollups_written = 0
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -155,6 +156,7 @@ class BufferedGeneration:
         """A fresh generation's roll-ups, from its shards (all held in memory), once before
         the switch; nobody else writes it yet."""
         docs = [rollups.encode(d, 0) for d in rollups_of(self.cache[self.shards].values()).values()]
+        self.rollups_written = len(docs)
         collection = self.gen.rollups
         existed: set[str] = set()
         for i in range(0, len(docs), INSERT_CHUNK):

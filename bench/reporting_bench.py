@@ -292,7 +292,7 @@ def rebuild_text(r: dict[str, Any]) -> str:
         f"*Rebuild*: {num(rate)} events/s over {r['events']:,} events, {rate / raw:.3f} of raw consume "
         f"({num(raw)}/s; goal 0.30, {'met' if met else 'not met'}) and {rate / valid:.2f} of raw consume with the "
         f"contract validation of every record ({num(valid)}/s). That validation alone — which any consumer that "
-        f"must dead-letter poison does — leaves {valid / raw:.0%} of raw on this machine"
+        f"must dead-letter poison does — leaves {valid / raw:.1%} of raw on this machine"
         + (", below the goal's 30 %: no validating consumer in one Python process reaches it here, whatever it "
            "does after validating. " if valid / raw < 0.30 else ". ")
         + f"Of the {r['summed']:.0f} s the steps took in all (summed): {where}. "

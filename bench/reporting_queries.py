@@ -6,6 +6,7 @@ reads with plain pymongo. Part of `python -m bench reporting` (bench/reporting_b
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 import weakref
@@ -248,15 +249,23 @@ async def query_benchmark(stack: Any, small: int, large: int, rounds: int,
         done = size
         for gen in SEEN:  # what the app holds in memory is the smaller size's
             gen._cached.clear()
-        for mode, (_, with_rollups, memory) in MODES.items():
-            with reading(rollups=with_rollups, memory=memory):
-                measured[mode][size], reads = await measure(app, rounds)
-            if mode in raw:
-                raw[mode][size] = (*await raw_reads(db, reads, rounds), len(reads))
+        # The synthetic shards held here are millions of objects a service process does not
+        # hold: out of the cyclic collector's sight while the calls are timed.
+        gc.collect()
+        gc.freeze()
+        try:
+            for mode, (_, with_rollups, memory) in MODES.items():
+                with reading(rollups=with_rollups, memory=memory):
+                    measured[mode][size], reads = await measure(app, rounds)
+                if mode in raw:
+                    raw[mode][size] = (*await raw_reads(db, reads, rounds), len(reads))
+        finally:
+            gc.unfreeze()
     await mongo.close()
     lines = [f"| query | p50 at {small:,} ms | p99 ms | p50 at {large:,} ms | p99 ms | p99 growth "
              "| documents read a call | CPU share of the call |", "|---|---|---|---|---|---|---|---|"]
-    facts: dict[str, Any] = {"small": small, "large": large, "shards": len(shards), "rollups": summed}
+    facts: dict[str, Any] = {"small": small, "large": large, "shards": len(shards), "rollups": summed,
+                             "rounds": rounds}
     for mode, (label, _, _) in MODES.items():
         p99s, growth = [], []
         for name in QUERIES:
@@ -270,7 +279,8 @@ async def query_benchmark(stack: Any, small: int, large: int, rounds: int,
                        "reads": sorted({round(large_q[q][2]) for q in QUERIES}),
                        "cpu": max(large_q[q][3] for q in QUERIES),
                        "p50": (measured[mode][small][FIRST][0], large_q[FIRST][0]),
-                       "met": max(p99s) <= GOAL_MS and max(growth) <= 2}
+                       "met": max(p99s) <= GOAL_MS and max(growth) <= 2,
+                       "rows": {q: (measured[mode][small][q][1], large_q[q][1], large_q[q][3]) for q in QUERIES}}
     for mode, what in (("rollups", "roll-ups"), ("shards", "shards")):
         (r50s, r99s, n), (r50, r99, _) = raw[mode][small], raw[mode][large]
         facts[mode]["raw_p99"], facts[mode]["raw_n"] = r99, n
@@ -297,24 +307,33 @@ def queries_text(q: dict[str, Any]) -> str:
     def reads(mode: dict[str, Any]) -> str:
         return "/".join(str(n) for n in mode["reads"])
 
-    def tail(mode: dict[str, Any], what: str) -> str:
+    def tail(mode: dict[str, Any], what: str | None) -> str:
         lo, hi = mode["p99"]
         text = f"p99 at {q['large']:,} is {lo:.0f}–{hi:.0f} ms and grows at most {mode['growth']:.2f}x: "
         if mode["met"]:
             return text + "both goals met. "
-        raw = mode["raw_p99"]
-        text += "the goal (≤ 100 ms, ≤ 2x) is not met on that path. "
-        if hi <= GOAL_MS:
-            return text + ("Its p99 stays within 100 ms but grows more than 2x, though a call reads the same "
-                           "documents at both sizes: the growth is slower calls in this run (a p99 of 50 calls is "
-                           f"its slowest one), not more work; the raw limit's p99 was {raw:.0f} ms. ")
-        if raw >= GOAL_MS:
-            return text + (f"The store's own tail stops it on this shared machine: the raw limit ({mode['raw_n']} "
-                           f"{what}, plain concurrent find_one by _id, same run) has a p99 of {raw:.0f} ms. ")
-        return text + (f"The store alone is not what stops it: the raw limit ({mode['raw_n']} {what}, plain "
-                       f"concurrent find_one by _id, same run) has a p99 of {raw:.0f} ms, so the rest of the tail "
-                       f"is the query's own work in the process (up to {mode['cpu']:.0%} of a call's wall time "
-                       "is CPU here) and the machine's other load. ")
+        raw, rows = mode.get("raw_p99", 0.0), mode["rows"]
+        slow = [f"{name} ({b:.0f} ms, {cpu:.0%} of its wall time CPU)" for name, (_, b, cpu) in rows.items()
+                if b > GOAL_MS]
+        grown = [f"{name} ({a:.1f} → {b:.1f} ms)" for name, (a, b, _) in rows.items() if a * 2 < b <= GOAL_MS]
+        text += f"both goals met by {len(rows) - len(slow) - len(grown)} of the {len(rows)} queries. "
+        if slow:
+            text += "Over 100 ms: " + "; ".join(slow) + ". "
+            if what is None:
+                text += ("Nothing is read from the store there: that is the query's own work in the process and "
+                         "the machine's other load. ")
+            else:
+                text += (f"The store's own tail is part of it on this shared machine: the raw limit ({mode['raw_n']} "
+                         f"{what}, plain concurrent find_one by _id, same run) has a p99 of {raw:.0f} ms. "
+                         if raw >= GOAL_MS else
+                         f"The store is not what stops those: the raw limit ({mode['raw_n']} {what}, plain "
+                         f"concurrent find_one by _id, same run) has a p99 of {raw:.0f} ms; the rest is the query's "
+                         "own work in the process and the machine's other load. ")
+        if grown:
+            text += ("Within 100 ms but grown over 2x: " + "; ".join(grown) + ", though a call reads the same "
+                     f"documents at both sizes: a p99 of {q['rounds']} calls is about the slowest call, so that "
+                     "growth is a few slower calls in this run, not more work. ")
+        return text
 
     return (f"*Queries*: with roll-ups a call reads {reads(ro)} documents at {q['small']:,} and at {q['large']:,} "
             f"cases (one per cell and topic, every partition summed; shard by shard it reads {reads(sh)}), so its "
@@ -322,8 +341,7 @@ def queries_text(q: dict[str, Any]) -> str:
             f"Roll-ups from the store: " + tail(ro, "roll-ups") +
             "Shard by shard from the store (a generation without roll-ups; every query before them): " +
             tail(sh, "shards") +
-            f"From memory (no source partition committed since the documents were read; one Kafka OffsetFetch): "
-            f"p99 ≤ {me['p99'][1]:.1f} ms, growth ≤ {me['growth']:.2f}x: " +
-            ("both goals met." if me["met"] else "not met.") +
-            " Under steady ingest the roll-ups of topics that committed between two queries are read again: the "
+            "From memory (no source partition committed since the documents were read; one Kafka OffsetFetch): " +
+            tail(me, None) +
+            "Under steady ingest the roll-ups of topics that committed between two queries are read again: the "
             "first path's cost, for those documents.")

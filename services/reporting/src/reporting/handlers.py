@@ -17,6 +17,7 @@ from reporting.domain import kpis
 from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
 from reporting.domain.rebuild import apply_in_memory
+from reporting.domain.rollups import by_rollup, rollup_id
 
 MONTH_TOPICS = (topics.INTAKE_CONTACTS, topics.CASES_CASES, topics.SURVEYS_SURVEYS,
                 topics.NOTIFICATIONS_DELIVERIES, topics.PARTNER_REPAIRS, topics.PARTNER_SALES,
@@ -47,8 +48,12 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
     shards, ids = await asyncio.gather(gen.read(gen.shards, shard_ids), gen.read(gen.ids, shard_ids))
     new_shards = [d for sid in shard_ids if (d := merge_shard(shards.get(sid), sid, effect.shards[sid]))]
     new_ids = [d for sid in shard_ids if (d := merge_ids(ids.get(sid), sid, effect.shards[sid]))]
+    # Roll-ups take the same contributions by the same offsets as the shards, so they need
+    # no order between them; both come before the entities.
     await asyncio.gather(gen.write(gen.shards, new_shards, new=set(shard_ids) - shards.keys()),
-                         gen.write(gen.ids, new_ids, new=set(shard_ids) - ids.keys()))
+                         gen.write(gen.ids, new_ids, new=set(shard_ids) - ids.keys()),
+                         gen.update_rollups(by_rollup(effect.shards)) if await gen.writes_rollups()
+                         else asyncio.sleep(0))
     await gen.write(gen.entities, list(effect.entities.values()), new=effect.entities.keys() - states.keys())
     return len(new_shards)
 
@@ -81,7 +86,12 @@ class Scope:
 
 
 async def cell_shards(gen: Source, cell: str, feeding: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Every shard of a cell (one per source partition that feeds it), read by _id."""
+    """A cell's counters of the topics feeding it: a roll-up per topic (every partition
+    summed), or in a generation written without roll-ups every shard (one per source
+    partition), read by _id."""
+    if await gen.reads_rollups():
+        ids = [rollup_id(cell, t) for t in feeding]
+        return list((await gen.read(gen.rollups, ids, cached=True)).values())
     partitions = await gen.source_partitions()
     ids = [shard_id(cell, t, p) for t in feeding for p in partitions.get(t, ())]
     return list((await gen.read(gen.shards, ids, cached=True)).values())

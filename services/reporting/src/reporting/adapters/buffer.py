@@ -16,8 +16,13 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from crm_runtime.batching import insert_new
+from pymongo import ReplaceOne
+
+from reporting.adapters import rollups
 from reporting.adapters.store import Doc, Generation, encode
 from reporting.domain.apply import tidy
+from reporting.domain.rollups import Parts, rollups_of
 
 INSERT_CHUNK = 1000
 KINDS = ("entities", "shards", "ids")
@@ -36,6 +41,7 @@ class BufferedGeneration:
         self._recent: set[str] = set()  # entities touched since the last flush
         self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
         self._writing: asyncio.Task[None] | None = None  # entities being stored in the background
+        self.rollups_written = 0
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -69,6 +75,14 @@ class BufferedGeneration:
     async def source_partitions(self, max_age_s: float = 2.0) -> dict[str, list[int]]:
         return await self.gen.source_partitions(max_age_s)
 
+    async def writes_rollups(self) -> bool:
+        return await self.gen.writes_rollups()
+
+    async def update_rollups(self, changes: dict[str, Parts]) -> None:
+        """Roll-ups are shared with other writers: stored at once, under their revisions
+        (before the entities, which wait for the flush)."""
+        await self.gen.update_rollups(changes)
+
     def forget(self) -> None:
         """Another writer may now own some partitions: read everything from the store again."""
         self.fresh = False
@@ -98,8 +112,10 @@ class BufferedGeneration:
             self._let_go()
             self._writing = asyncio.create_task(self._store(self.entities, *taken))
             return
+        whole = self.fresh and await self.gen.writes_rollups()
         await asyncio.gather(self._store(self.shards, *self._take(self.shards)),
-                             self._store(self.ids, *self._take(self.ids)))
+                             self._store(self.ids, *self._take(self.ids)),
+                             self._store_rollups() if whole else asyncio.sleep(0))
         await self._store(self.entities, *self._take(self.entities))
         self._let_go()
         if not self.fresh:  # shared with other writers after a hand-over: keep nothing
@@ -135,6 +151,21 @@ class BufferedGeneration:
         stored.update(d["_id"] for d in docs)
         self.changed[key].clear()
         return fresh, known
+
+    async def _store_rollups(self) -> None:
+        """A fresh generation's roll-ups, from its shards (all held in memory), once before
+        the switch; nobody else writes it yet."""
+        docs = [rollups.encode(d, 0) for d in rollups_of(self.cache[self.shards].values()).values()]
+        self.rollups_written = len(docs)
+        collection = self.gen.rollups
+        existed: set[str] = set()
+        for i in range(0, len(docs), INSERT_CHUNK):
+            async with self.gen.write_slots:
+                existed |= await insert_new(collection, docs[i:i + INSERT_CHUNK])
+        again = [d for d in docs if d["_id"] in existed]  # stored before by this writer
+        for i in range(0, len(again), 20):
+            async with self.gen.write_slots:
+                await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in again[i:i + 20]])
 
     async def _store(self, key: str, fresh: list[Doc], known: list[Doc]) -> None:
         collection = self._collection(key)

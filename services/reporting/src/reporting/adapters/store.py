@@ -24,6 +24,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from reporting.adapters.freshness import Commits
+from reporting.adapters.rollups import apply_rollups
+from reporting.domain.rollups import Parts, rollups_of
 
 META = "meta"
 POINTER = "active-generation"
@@ -83,20 +85,24 @@ class Generation:
         self.name = name
         self.db = db
         self.commits = commits
-        self._cached: dict[tuple[str, str], tuple[int, Doc | None]] = {}  # (collection, _id) -> (basis, doc)
+        # (collection, _id) -> (basis: the committed offsets it was read at, doc)
+        self._cached: dict[tuple[str, str], tuple[Any, Doc | None]] = {}
         self._is_ferretdb: bool | None = None
         self.entities = db[f"{name}_entities"]
         self.shards = db[f"{name}_shards"]
         self.ids = db[f"{name}_ids"]
         self.partitions = db[f"{name}_partitions"]
+        self.rollups = db[f"{name}_rollups"]
         self._known_partitions: set[str] = set()
+        self._writes_rollups: bool | None = None  # decided at this process's first batch
+        self._reads_rollups: tuple[float, bool] = (0.0, False)
         self._partitions_cache: tuple[float, dict[str, list[int]]] = (0.0, {})
         self._semaphore = asyncio.Semaphore(READ_CONCURRENCY)
         self.write_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
     async def _get(self, collection: Any, _id: str) -> Doc | None:
         async with self._semaphore:
-            return decode(await collection.find_one({"_id": _id}))
+            return await collection.find_one({"_id": _id})
 
     async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
         """Documents by _id. `cached` (queries of shards and drill-down lists): those whose
@@ -110,10 +116,17 @@ class Generation:
     async def _read_cached(self, collection: Any, wanted: list[str], offsets: dict[tuple[str, int], int]
                            ) -> dict[str, Doc]:
         found: dict[str, Doc] = {}
-        missing: dict[str, int] = {}
+        missing: dict[str, Any] = {}
+        per_topic: dict[str, list[tuple[int, int]]] = {}
+        for (t, p), o in sorted(offsets.items()):
+            per_topic.setdefault(t, []).append((p, o))
         for _id in wanted:
-            _, topic, partition = _id.rsplit("|", 2)  # <cell>|<topic>|<partition>
-            basis = offsets.get((topic, int(partition)), -1)
+            basis: Any
+            if collection.name == self.rollups.name:  # <cell>|<topic>: every partition of the topic
+                basis = tuple(per_topic.get(_id.rsplit("|", 1)[1], ()))
+            else:  # <cell>|<topic>|<partition>
+                _, topic, partition = _id.rsplit("|", 2)
+                basis = offsets.get((topic, int(partition)), -1)
             hit = self._cached.get((collection.name, _id))
             if hit is not None and hit[0] == basis:
                 if hit[1] is not None:
@@ -130,13 +143,17 @@ class Generation:
         return found
 
     async def _read(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+        return {i: decode(d) or d for i, d in (await self.read_raw(collection, ids)).items()}
+
+    async def read_raw(self, collection: Any, ids: Iterable[str]) -> dict[str, Doc]:
+        """Documents by _id as stored."""
         wanted = list(dict.fromkeys(ids))
         if len(wanted) > 1 and not await self._ferretdb():
             # MongoDB: one $in over the _id index is one round trip
             found: dict[str, Doc] = {}
             for i in range(0, len(wanted), 1000):
                 async for doc in collection.find({"_id": {"$in": wanted[i:i + 1000]}}):
-                    found[doc["_id"]] = decode(doc) or doc
+                    found[doc["_id"]] = doc
             return found
         # FerretDB 1.x reads a whole collection for $in: concurrent reads by _id instead
         docs = await asyncio.gather(*(self._get(collection, i) for i in wanted))
@@ -182,6 +199,13 @@ class Generation:
         new = [f"{t}|{p}" for t, p in pairs if f"{t}|{p}" not in self._known_partitions]
         if not new:
             return
+        if self._writes_rollups is None:
+            # Nothing written yet (no partition noted, which comes first): this generation
+            # keeps roll-ups from its start. One written by an older version has none.
+            if await self.partitions.find_one({}) is None:
+                await self.start_rollups()
+            else:
+                self._writes_rollups = await self._rollups_marked()
         await self.write(self.partitions, [{"_id": key} for key in new])
         self._known_partitions.update(new)
 
@@ -196,9 +220,43 @@ class Generation:
         self._partitions_cache = (time.monotonic(), found)
         return found
 
+    async def update_rollups(self, changes: dict[str, Parts]) -> None:
+        for rid in changes:  # this replica's own writes: not from memory any more
+            self._cached.pop((self.rollups.name, rid), None)
+        await apply_rollups(self, changes)
+
+    async def start_rollups(self) -> None:
+        """Mark this (empty) generation as kept with roll-ups by every writer from now on."""
+        await self.db[META].replace_one({"_id": self._marker}, {"_id": self._marker}, upsert=True)
+        self._writes_rollups = True
+
+    @property
+    def _marker(self) -> str:
+        return f"rollups|{self.name}"
+
+    async def _rollups_marked(self) -> bool:
+        return await self.db[META].find_one({"_id": self._marker}) is not None
+
+    async def writes_rollups(self) -> bool:
+        """Whether a batch must keep roll-ups (decided when it noted its partitions)."""
+        return bool(self._writes_rollups)
+
+    async def reads_rollups(self, max_age_s: float = 5.0) -> bool:
+        """Whether queries may read roll-ups: every writer kept them from the start (a
+        generation written by an older version is read shard by shard until rebuilt)."""
+        at, marked = self._reads_rollups
+        if not marked and time.monotonic() - at >= max_age_s:
+            marked = await self._rollups_marked()
+            self._reads_rollups = (time.monotonic(), marked)
+        return marked
+
     async def drop(self) -> None:
-        for collection in (self.entities, self.shards, self.ids, self.partitions):
+        for collection in (self.entities, self.shards, self.ids, self.partitions, self.rollups):
             await collection.drop()
+        await self.db[META].delete_one({"_id": self._marker})
+        self._writes_rollups, self._reads_rollups = None, (0.0, False)
+        self._known_partitions.clear()
+        self._cached.clear()
 
 
 class ReadModels:
@@ -249,6 +307,10 @@ class SnapshotView:
         self.shards: dict[str, Doc] = {d["_id"]: d for d in doc["shards"]}
         self.ids: dict[str, Doc] = {d["_id"]: d for d in doc.get("ids", [])}
         self.entities: dict[str, Doc] = {}
+        self.rollups = rollups_of(doc["shards"])  # summed here: snapshots keep the shards as copied
+
+    async def reads_rollups(self) -> bool:
+        return True
 
     async def read(self, collection: Any, ids: Iterable[str], *, cached: bool = False) -> dict[str, Doc]:
         return {i: collection[i] for i in ids if i in collection}

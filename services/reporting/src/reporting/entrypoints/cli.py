@@ -51,6 +51,7 @@ async def rebuild(settings: ReportingSettings, *, generation: str | None = None,
     previous = (await models.pointer())["generation"]
     name = generation or next_generation(previous)
     await models.generation(name).drop()  # fresh read models, read from the first offset
+    await models.generation(name).start_rollups()  # kept with roll-ups from its start
     replay = Replay(settings, models, name, fresh=True, max_records=max_records, client_id="crm-reporting-rebuild",
                     max_entities=max_entities)
     await replay.start()

@@ -93,6 +93,17 @@ def effect_of(records: list[Record], states: dict[str, dict[str, Any]]) -> Batch
     return effect
 
 
+def add_contributions(counters: dict[str, dict[str, int]], contributions: list[Contribution]) -> None:
+    """Each contribution's delta added to its slice's counter (a counter back at 0 dropped)."""
+    for c in contributions:
+        slot = counters.setdefault(c.slice, {})
+        value = slot.get(c.counter, 0) + c.delta
+        if value:
+            slot[c.counter] = value
+        else:
+            slot.pop(c.counter, None)
+
+
 def merge_shard(doc: dict[str, Any] | None, sid: str, contributions: list[Contribution]) -> dict[str, Any] | None:
     """The shard document with the contributions it has not applied yet; None if none."""
     doc = doc or {"_id": sid, "applied_offset": -1, "counters": {}}
@@ -100,13 +111,7 @@ def merge_shard(doc: dict[str, Any] | None, sid: str, contributions: list[Contri
     if not fresh:
         return None
     counters = {s: dict(v) for s, v in doc["counters"].items()}
-    for c in fresh:
-        slot = counters.setdefault(c.slice, {})
-        value = slot.get(c.counter, 0) + c.delta
-        if value:
-            slot[c.counter] = value
-        else:
-            slot.pop(c.counter, None)
+    add_contributions(counters, fresh)
     return {"_id": sid, "applied_offset": max(c.offset for c in fresh),
             "counters": {s: v for s, v in counters.items() if v}}
 

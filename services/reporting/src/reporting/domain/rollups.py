@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reporting.domain.apply import Contribution
+from reporting.domain.apply import Contribution, add_contributions
 
 Doc = dict[str, Any]
 Parts = list[tuple[int, list[Contribution]]]  # per source partition, its contributions
@@ -57,13 +57,7 @@ def merge_rollup(doc: Doc | None, rid: str, parts: Parts) -> Doc | None:
             continue
         if counters is None:
             counters = {s: dict(v) for s, v in doc["counters"].items()}
-        for c in fresh:
-            slot = counters.setdefault(c.slice, {})
-            value = slot.get(c.counter, 0) + c.delta
-            if value:
-                slot[c.counter] = value
-            else:
-                slot.pop(c.counter, None)
+        add_contributions(counters, fresh)
         offsets[key] = max(c.offset for c in fresh)
     if counters is None:
         return None

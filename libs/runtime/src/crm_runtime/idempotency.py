@@ -14,8 +14,6 @@ racing each other would both pass it.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,12 +22,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from crm_runtime import known
 from crm_runtime.batching import KEY_CONCURRENCY, find_by_ids, group_by_key, insert_new, run_per_key, update_by_ids
-from crm_runtime.revisions import CLAIMS, REV, STALE_AFTER, RevisionConflict, write_revision
+from crm_runtime.revisions import CLAIMS, REV, write_revision
 from crm_runtime.rmw import read_modify_write
 
 APPLIED = "applied_events"
 KEEP_APPLIED = 1000  # ids remembered per document: redeliveries come within far fewer events
-CLAIM_WAIT_S = STALE_AFTER.total_seconds() + 5  # a dead writer's claim is broken after STALE_AFTER
 
 
 async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,
@@ -38,20 +35,11 @@ async def apply_once(collection: AsyncCollection[dict[str, Any]], doc_id: Any, e
     to it already. Returns False for a repeat.
 
     Conflicts that outlast `attempts` rounds are retried, more and more slowly, for as
-    long as a claim left by a writer that died mid-write can block the document: a
-    consumer killed there leaves one, and the partition's next owner, which may get the
-    event before that claim is stale, must wait it out, not give up (and dead-letter a
-    valid event)."""
-    deadline = time.monotonic() + CLAIM_WAIT_S
-    delay = 0.05
-    while True:
-        try:
-            return await _apply_once_now(collection, doc_id, event_id, update, attempts=attempts)
-        except RevisionConflict:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    long as a claim left by a writer that died mid-write can block the document (see
+    `read_modify_write`): a consumer killed there leaves one, and the partition's next
+    owner, which may get the event before that claim is stale, must wait it out, not give
+    up (and dead-letter a valid event)."""
+    return await _apply_once_now(collection, doc_id, event_id, update, attempts=attempts)
 
 
 async def _apply_once_now(collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_id: str,

@@ -16,18 +16,23 @@ what it retried on and how often; here the bound and the exceptions are stated o
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from crm_runtime.revisions import REV, RevisionConflict, write_revision
+from crm_runtime.revisions import REV, STALE_AFTER, RevisionConflict, write_revision
 
 S = TypeVar("S")
 W = TypeVar("W")
 
 ATTEMPTS = 20  # conflicts come from a handful of writers at once; 20 rounds is ample
+# ...but a claim left by a writer that died mid-write blocks its document until it is
+# stale (then the next writer breaks it): that long is waited out, more and more slowly.
+CLAIM_WAIT_S = STALE_AFTER.total_seconds() + 5
 CONFLICTS: tuple[type[Exception], ...] = (RevisionConflict, DuplicateKeyError)
 
 
@@ -39,10 +44,15 @@ async def read_modify_write(
     attempts: int = ATTEMPTS,
     retry_on: tuple[type[Exception], ...] = CONFLICTS,
     what: Any = None,
+    wait_out_s: float = CLAIM_WAIT_S,
 ) -> tuple[S | None, W | None]:
     """Returns the state the change was computed from and what was written (None when the
-    change had nothing to write). Raises `RevisionConflict(what)` after `attempts` rounds."""
-    for _ in range(attempts):
+    change had nothing to write). Conflicts beyond `attempts` quick rounds are retried with
+    a growing pause until `wait_out_s` has passed (a dead writer's claim: failing then
+    would refuse, or dead-letter, a valid change); then `RevisionConflict(what)`."""
+    deadline, pause, rounds = time.monotonic() + wait_out_s, 0.05, 0
+    while True:
+        rounds += 1
         found = await load()
         state, rev = found if found is not None else (None, None)
         written = change(state)
@@ -51,9 +61,14 @@ async def read_modify_write(
         try:
             await save(written, rev)
         except retry_on:
+            if rounds < attempts:
+                continue
+            if time.monotonic() >= deadline:
+                raise RevisionConflict(what) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
             continue
         return state, written
-    raise RevisionConflict(what)
 
 
 async def update_document(

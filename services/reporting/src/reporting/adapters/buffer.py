@@ -110,13 +110,13 @@ class BufferedGeneration:
         if entities_only and self.fresh:
             taken = self._take(self.entities)
             self._let_go()
-            self._writing = asyncio.create_task(self._store(self.entities, *taken))
+            self._writing = asyncio.create_task(self._store_taken(self.entities, taken))
             return
         whole = self.fresh and await self.gen.writes_rollups()
-        await asyncio.gather(self._store(self.shards, *self._take(self.shards)),
-                             self._store(self.ids, *self._take(self.ids)),
+        await asyncio.gather(self._store_taken(self.shards, self._take(self.shards)),
+                             self._store_taken(self.ids, self._take(self.ids)),
                              self._store_rollups() if whole else asyncio.sleep(0))
-        await self._store(self.entities, *self._take(self.entities))
+        await self._store_taken(self.entities, self._take(self.entities))
         self._let_go()
         if not self.fresh:  # shared with other writers after a hand-over: keep nothing
             for cache in self.cache.values():
@@ -141,7 +141,7 @@ class BufferedGeneration:
         """The changed documents of `key`, split into those never stored (inserted) and
         the others (replaced); from now on they count as stored."""
         cache, stored = self.cache[key], self._stored[key]
-        docs = [cache[i] for i in self.changed[key]]
+        docs = [cache[i] for i in self.changed[key] if i in cache]
         field_ = None if key == self.entities else "counters" if key == self.shards else "ids"
         fresh = [d for d in docs if d["_id"] not in stored] if self.fresh else []
         known = [d for d in docs if d["_id"] in stored] if self.fresh else docs
@@ -151,6 +151,17 @@ class BufferedGeneration:
         stored.update(d["_id"] for d in docs)
         self.changed[key].clear()
         return fresh, known
+
+    async def _store_taken(self, key: str, taken: tuple[list[Doc], list[Doc]]) -> None:
+        """Store what `_take` took; if that fails, the documents count as changed again, so
+        the next flush (a retry, or the stop before a commit) writes them instead of
+        committing offsets past documents never stored. Marked stored already, they are then
+        replaced (upserts), which also covers an insert that landed in part."""
+        try:
+            await self._store(key, *taken)
+        except BaseException:
+            self.changed[key].update(d["_id"] for part in taken for d in part)
+            raise
 
     async def _store_rollups(self) -> None:
         """A fresh generation's roll-ups, from its shards (all held in memory), once before

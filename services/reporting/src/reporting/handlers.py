@@ -14,7 +14,7 @@ from crm_contracts import topics
 from reporting.adapters.buffer import BufferedGeneration
 from reporting.adapters.store import Generation, SnapshotView
 from reporting.domain import kpis
-from reporting.domain.apply import Record, effect_of, merge_ids, merge_shard, sum_counters
+from reporting.domain.apply import Record, effect_of, entity_id, merge_ids, merge_shard, sum_counters
 from reporting.domain.cells import ALL, clean, gauge_cell, month_cell, previous_month, shard_id, year_cell
 from reporting.domain.rebuild import apply_in_memory
 from reporting.domain.rollups import by_rollup, rollup_id
@@ -39,8 +39,8 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
     """Apply one batch: entities read, contributions summed in memory, shards then ids
     then entities written in a few bulk commands. Returns the shards written."""
     await gen.note_partitions({(r.topic, r.partition) for r in records})
-    wanted = {f"{r.topic}|{r.event.subject}" for r in records}
-    states = await gen.read(gen.entities, wanted)
+    homes = entity_homes(records)
+    states, held = await gen.read_entities(homes)
     effect = effect_of(records, states)
     if not effect.entities:
         return 0
@@ -54,18 +54,23 @@ async def apply_batch(gen: Generation, records: list[Record]) -> int:
                          gen.write(gen.ids, new_ids, new=set(shard_ids) - ids.keys()),
                          gen.update_rollups(by_rollup(effect.shards)) if await gen.writes_rollups()
                          else asyncio.sleep(0))
-    await gen.write(gen.entities, list(effect.entities.values()), new=effect.entities.keys() - states.keys())
+    await gen.write_entities(effect.entities, homes, held)
     return len(new_shards)
 
 
+def entity_homes(records: list[Record]) -> dict[str, tuple[str, int]]:
+    """Each record's entity id -> its topic and partition (where its page is)."""
+    return {entity_id(r.topic, r.event.subject): (r.topic, r.partition) for r in records}
+
+
 async def apply_replay(gen: BufferedGeneration, records: list[Record]) -> None:
-    """A batch of a replay: in memory (entities read back only if stored and let go) while
+    """A batch of a replay: in memory (entities stored only once it has caught up) while
     the generation is fresh; like a live batch once it shares partitions with others."""
     if not gen.fresh:
         await apply_batch(gen, records)  # type: ignore[arg-type]  # the same read/write shape
         return
     await gen.note_partitions({(r.topic, r.partition) for r in records})
-    await gen.load_entities({f"{r.topic}|{r.event.subject}" for r in records})
+    gen.load_entities(entity_homes(records))
     apply_in_memory(records, gen.cache[gen.entities], gen.cache[gen.shards], gen.cache[gen.ids], gen.changed,
                     gen.marks)
 

@@ -2,30 +2,35 @@
 for a replica following a generation it did not start with.
 
 The rebuild is the only writer of its fresh generation (its own consumer group), so what
-it has not written does not exist: a miss needs no read, and its shards stay in memory
-until the end. Batches are applied in memory; changed entities are stored in the background
-every so often (and those not touched lately let go once written when too many are held),
-and everything is stored before the switch.
+it has not written does not exist: a miss needs no read. Batches are applied in memory;
+shards and drill-down lists stay there until the end, and so do the entities: those not
+touched lately are kept as their compact JSON text when too many are held (a history is
+mostly in time order). Everything is stored once, when the replay has caught up, before
+the switch; the entities in pages sized for how many each partition has (adapters.pages).
 Kafka offsets are committed only after a full flush. A crash before one replays those
-events, which the stored offsets make harmless.
+events, which the stored offsets make harmless (a rebuild that crashed starts again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from crm_runtime.batching import insert_new
 from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
 
+from reporting.adapters import pages as paging
 from reporting.adapters import rollups
-from reporting.adapters.store import Doc, Generation, encode
+from reporting.adapters.store import Doc, Generation, Held, encode
 from reporting.domain.apply import tidy
 from reporting.domain.rollups import Parts, rollups_of
 
 INSERT_CHUNK = 1000
 KINDS = ("entities", "shards", "ids")
+Home = tuple[str, int]  # an entity's topic and partition
 
 
 class BufferedGeneration:
@@ -38,10 +43,14 @@ class BufferedGeneration:
         self.cache: dict[str, dict[str, Doc]] = {k: {} for k in KINDS}
         self.changed: dict[str, set[str]] = {k: set() for k in KINDS}
         self._stored: dict[str, set[str]] = {k: set() for k in KINDS}
-        self._recent: set[str] = set()  # entities touched since the last flush
+        self._recent: set[str] = set()  # entities touched since room was last made
+        self._home: dict[str, Home] = {}  # fresh: where each entity held as a document lives
+        self._homes: dict[Home, Home] = {}  # one tuple per partition, shared by its entities
+        self._cold: dict[Home, dict[str, str]] = {}  # fresh: entities let go, as JSON text
+        self._pending: list[tuple[dict[str, Doc], dict[str, Home], Held]] = []  # entity writes not stored yet
         self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
-        self._writing: asyncio.Task[None] | None = None  # entities being stored in the background
         self.rollups_written = 0
+        self.pages_written = 0
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -57,12 +66,39 @@ class BufferedGeneration:
             found.update(loaded)
         return found
 
-    async def load_entities(self, ids: Iterable[str]) -> None:
-        """Bring the stored entities among `ids` back into memory (a fresh generation's
-        shards never leave it)."""
-        wanted = list(ids)
-        self._recent.update(wanted)
-        await self.read(self.entities, wanted)
+    def load_entities(self, homes: dict[str, Home]) -> None:
+        """Fresh: have the entities of `homes` (entity id -> topic and partition) held as
+        documents, those let go turned back from their text (nothing is stored yet)."""
+        hot, recent = self.cache[self.entities], self._recent
+        for eid, home in homes.items():
+            recent.add(eid)
+            if eid in hot:
+                continue
+            home = self._homes.setdefault(home, home)
+            self._home[eid] = home
+            text = self._cold.get(home, {}).pop(eid, None)
+            if text is not None:
+                hot[eid] = {"_id": eid, **json.loads(text)}
+
+    def make_room(self) -> None:
+        """Fresh: when too many entities are held as documents, keep those not touched
+        since the last call as JSON text (a few hundred bytes each instead of a few KB)."""
+        hot = self.cache[self.entities]
+        if len(hot) > self.max_entities:
+            for eid in [e for e in hot if e not in self._recent]:
+                home = self._home.pop(eid)
+                self._cold.setdefault(home, {})[eid] = _text(hot.pop(eid))
+        self._recent.clear()
+        self.changed[self.entities].clear()  # every entity is stored at the end anyway
+
+    async def read_entities(self, homes: dict[str, Home]) -> tuple[dict[str, Doc], Held]:
+        """Shared with other writers (not fresh): from the store, after what is held."""
+        if self._pending:
+            await self.flush()  # a batch's pages read after the last one's are stored
+        return await self.gen.read_entities(homes)
+
+    async def write_entities(self, changed: dict[str, Doc], homes: dict[str, Home], held: Held) -> None:
+        self._pending.append((changed, homes, held))  # stored by the flush, after the shards
 
     async def write(self, key: str, docs: list[Doc], *, new: set[str] | None = None) -> None:
         for doc in docs:
@@ -84,58 +120,61 @@ class BufferedGeneration:
         await self.gen.update_rollups(changes)
 
     def forget(self) -> None:
-        """Another writer may now own some partitions: read everything from the store again."""
+        """Another writer may now own some partitions: read everything from the store again
+        (entity writes not stored are dropped: their records were not committed)."""
         self.fresh = False
         for cache in self.cache.values():
             cache.clear()
         self.marks.clear()
         self._recent.clear()
+        self._pending.clear()
 
     @property
     def dirty(self) -> int:
-        return sum(len(d) for d in self.changed.values())
+        return sum(len(d) for d in self.changed.values()) + len(self._pending)
 
     @property
-    def crowded(self) -> bool:
-        return len(self.cache[self.entities]) > self.max_entities
+    def held_entities(self) -> int:
+        return len(self.cache[self.entities]) + sum(len(c) for c in self._cold.values())
 
-    async def flush(self, *, entities_only: bool = False) -> None:
-        """Store changed documents: shards and ids first, then entities (a crash between
-        the two recomputes contributions the shards then skip). `entities_only`: make room
-        in memory; valid for a fresh generation only, whose shards nobody else reads until
-        the switch (they are stored before it). Such a flush writes in the background while
-        the replay folds on (the store's work and ours overlap); the next flush of any kind
-        waits for it first, and only entities whose write has landed are let go."""
-        await self.settle()
-        if entities_only and self.fresh:
-            taken = self._take(self.entities)
-            self._let_go()
-            self._writing = asyncio.create_task(self._store_taken(self.entities, taken))
-            return
+    async def flush(self) -> None:
+        """Store changed documents: shards and ids (and a fresh generation's roll-ups)
+        first, then entities (a crash between the two recomputes contributions the shards
+        then skip). A fresh generation is stored whole once: from then on it is written like
+        any other (its entities read from the store)."""
         whole = self.fresh and await self.gen.writes_rollups()
         await asyncio.gather(self._store_taken(self.shards, self._take(self.shards)),
                              self._store_taken(self.ids, self._take(self.ids)),
                              self._store_rollups() if whole else asyncio.sleep(0))
-        await self._store_taken(self.entities, self._take(self.entities))
-        self._let_go()
+        if self.fresh:
+            await self._store_pages()
+            self.fresh = False
+        while self._pending:
+            await self.gen.write_entities(*self._pending[0])
+            self._pending.pop(0)
+        self.changed[self.entities].clear()
         if not self.fresh:  # shared with other writers after a hand-over: keep nothing
             for cache in self.cache.values():
                 cache.clear()
 
-    async def settle(self) -> None:
-        """Wait for the write in the background, if any (its failure is raised here)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
-
-    def _let_go(self) -> None:
-        entities = self.cache[self.entities]
-        if len(entities) > self.max_entities // 2:
-            # a history is mostly in time order: entities not touched lately are done with
-            # (those not written yet were touched since the last flush: they stay)
-            for eid in [e for e in entities if e not in self._recent]:
-                del entities[eid]
-        self._recent.clear()
+    async def _store_pages(self) -> None:
+        """Every entity of a fresh generation, in pages of about ENTITIES_PER_PAGE."""
+        texts = self._cold
+        for eid, doc in self.cache[self.entities].items():
+            texts.setdefault(self._home[eid], {})[eid] = _text(doc)
+        per_partition = max((len(t) for t in texts.values()), default=0)
+        buckets = paging.buckets_for(per_partition)
+        pages: dict[str, dict[str, str]] = {}
+        for (topic, partition), items in texts.items():
+            for eid, text in items.items():
+                pid = paging.page_id(topic, partition, eid[len(topic) + 1:], buckets)
+                pages.setdefault(pid, {})[eid] = text
+        await self.gen.start_pages(buckets)
+        docs = [paging.pack_texts(pid, page) for pid, page in pages.items()]
+        self.pages_written = len(docs)
+        await self._store(self.entities, docs, [])
+        self._cold, self._home = {}, {}
+        self.cache[self.entities].clear()
 
     def _take(self, key: str) -> tuple[list[Doc], list[Doc]]:
         """The changed documents of `key`, split into those never stored (inserted) and
@@ -179,14 +218,28 @@ class BufferedGeneration:
                 await collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in again[i:i + 20]])
 
     async def _store(self, key: str, fresh: list[Doc], known: list[Doc]) -> None:
-        collection = self._collection(key)
+        """Insert `fresh`, replace `known`; entities are pages, packed already."""
+        packed = key == self.entities
+        collection = self.gen.pages if packed else self._collection(key)
 
         async def insert(part: list[Doc]) -> None:
-            chunk = [encode(d) for d in part]  # encoded before its slot: the next insert waits ready
+            failed: set[int] = set()
+            chunk = part if packed else [encode(d) for d in part]  # encoded before its slot: the next waits ready
             async with self.gen.write_slots:
-                await collection.insert_many(chunk, ordered=False)
+                try:
+                    await collection.insert_many(chunk, ordered=False)
+                except BulkWriteError as exc:  # stored by an earlier try that failed after it: replaced
+                    failed = {e["index"] for e in exc.details.get("writeErrors", [])}
+                    again = [d for i, d in enumerate(chunk) if i in failed]
+            if failed:
+                await self.gen.write(collection, again, encoded=True)
 
         # Every write slot busy: the store always has an insert queued, also while the loop is
         # held by the fold (one insert at a time left it idle between two chunks).
         await asyncio.gather(*(insert(fresh[i:i + INSERT_CHUNK]) for i in range(0, len(fresh), INSERT_CHUNK)))
-        await self.gen.write(collection, known)  # replaces, a few statements a command
+        await self.gen.write(collection, known, encoded=packed)  # replaces, a few statements a command
+
+
+def _text(doc: Doc) -> str:
+    """An entity without its _id as compact JSON (what a page holds)."""
+    return json.dumps({k: v for k, v in doc.items() if k != "_id"}, ensure_ascii=False, separators=(",", ":"))

@@ -23,6 +23,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from reporting.adapters import pages as paging
 from reporting.adapters.freshness import Commits
 from reporting.adapters.rollups import apply_rollups
 from reporting.domain.rollups import Parts, rollups_of
@@ -39,6 +40,7 @@ WRITE_CONCURRENCY = 2  # bulk commands of WRITE_CHUNK statements at once
 CACHED_SHARDS = 50_000  # per generation, for queries (a shard is a few hundred bytes to a few KB)
 
 Doc = dict[str, Any]
+Held = dict[str, dict[str, Doc]]  # what read_entities read: page id (or entity id) -> entities
 
 
 def encode(doc: Doc) -> Doc:
@@ -93,6 +95,8 @@ class Generation:
         self.ids = db[f"{name}_ids"]
         self.partitions = db[f"{name}_partitions"]
         self.rollups = db[f"{name}_rollups"]
+        self.pages = db[f"{name}_pages"]  # entities many to a document (adapters.pages)
+        self._buckets: int | None = None  # pages per source partition; 0: one document per entity
         self._known_partitions: set[str] = set()
         self._writes_rollups: bool | None = None  # decided at this process's first batch
         self._reads_rollups: tuple[float, bool] = (0.0, False)
@@ -168,13 +172,16 @@ class Generation:
                 return True  # unknown yet: the reads that work on both
         return self._is_ferretdb
 
-    async def write(self, collection: Any, docs: list[Doc], *, new: set[str] | None = None) -> None:
+    async def write(self, collection: Any, docs: list[Doc], *, new: set[str] | None = None,
+                    encoded: bool = False) -> None:
         """Replace `docs` by _id; those named in `new` (not read from the store) are inserted
         in one command, which FerretDB does far faster than upserts. One that exists after
-        all (a batch replayed after a crash) is replaced like the others."""
+        all (a batch replayed after a crash) is replaced like the others. `encoded`: the
+        documents are already as stored (pages)."""
         for d in docs:  # this replica's own writes: not from memory any more
             self._cached.pop((collection.name, d["_id"]), None)
-        docs = [encode(d) for d in docs]
+        if not encoded:
+            docs = [encode(d) for d in docs]
         if new:
             fresh = [d for d in docs if d["_id"] in new]
             docs = [d for d in docs if d["_id"] not in new]
@@ -204,6 +211,7 @@ class Generation:
             # keeps roll-ups from its start. One written by an older version has none.
             if await self.partitions.find_one({}) is None:
                 await self.start_rollups()
+                await self.start_pages()
             else:
                 self._writes_rollups = await self._rollups_marked()
         await self.write(self.partitions, [{"_id": key} for key in new])
@@ -224,6 +232,59 @@ class Generation:
         for rid in changes:  # this replica's own writes: not from memory any more
             self._cached.pop((self.rollups.name, rid), None)
         await apply_rollups(self, changes)
+
+    # ---------------------------------------------------------------------- entities
+
+    async def entity_buckets(self) -> int:
+        """Pages per source partition (0: one document per entity, a generation written
+        before pages existed)."""
+        if self._buckets is None:
+            doc = await self.db[META].find_one({"_id": f"pages|{self.name}"})
+            self._buckets = int(doc["buckets"]) if doc else 0
+        return self._buckets
+
+    async def start_pages(self, buckets: int = paging.DEFAULT_BUCKETS) -> None:
+        """Keep this (empty) generation's entities in pages of `buckets` per partition."""
+        await self.db[META].replace_one({"_id": f"pages|{self.name}"},
+                                        {"_id": f"pages|{self.name}", "buckets": buckets}, upsert=True)
+        self._buckets = buckets
+
+    async def read_entities(self, homes: dict[str, tuple[str, int]]) -> tuple[dict[str, Doc], Held]:
+        """The stored entities among `homes` (entity id -> its records' topic and partition),
+        and what `write_entities` needs back: the pages read (or, one document per entity,
+        the entities found)."""
+        buckets = await self.entity_buckets()
+        if not buckets:
+            found = await self._read(self.entities, homes)
+            return found, {eid: {eid: doc} for eid, doc in found.items()}
+        keys = {eid: paging.page_id(t, p, eid[len(t) + 1:], buckets) for eid, (t, p) in homes.items()}
+        held = {pid: paging.unpack(d) for pid, d in (await self.read_raw(self.pages, set(keys.values()))).items()}
+        return {eid: held[pid][eid] for eid, pid in keys.items() if eid in held.get(pid, ())}, held
+
+    async def write_entities(self, changed: dict[str, Doc], homes: dict[str, tuple[str, int]], held: Held) -> None:
+        """Store the `changed` entities: their whole pages, as read by `read_entities` (the
+        partition's single writer read them) with the changes in."""
+        buckets = await self.entity_buckets()
+        if not buckets:
+            await self.write(self.entities, list(changed.values()), new=changed.keys() - held.keys())
+            return
+        touched: dict[str, dict[str, Doc]] = {}
+        for eid, doc in changed.items():
+            topic, partition = homes[eid]
+            pid = paging.page_id(topic, partition, eid[len(topic) + 1:], buckets)
+            page = touched.get(pid)
+            if page is None:
+                page = touched[pid] = dict(held.get(pid, {}))
+            page[eid] = doc
+        await self.write(self.pages, [paging.pack(pid, page) for pid, page in touched.items()],
+                         new=touched.keys() - held.keys(), encoded=True)
+
+    async def all_entities(self) -> dict[str, Doc]:
+        """Every entity of the generation, whatever its layout (tests and tools: a scan)."""
+        found = {d["_id"]: decode(d) or d async for d in self.entities.find({})}
+        async for page in self.pages.find({}):
+            found.update(paging.unpack(page))
+        return found
 
     async def start_rollups(self) -> None:
         """Mark this (empty) generation as kept with roll-ups by every writer from now on."""
@@ -251,10 +312,10 @@ class Generation:
         return marked
 
     async def drop(self) -> None:
-        for collection in (self.entities, self.shards, self.ids, self.partitions, self.rollups):
+        for collection in (self.entities, self.pages, self.shards, self.ids, self.partitions, self.rollups):
             await collection.drop()
-        await self.db[META].delete_one({"_id": self._marker})
-        self._writes_rollups, self._reads_rollups = None, (0.0, False)
+        await self.db[META].delete_many({"_id": {"$in": [self._marker, f"pages|{self.name}"]}})
+        self._writes_rollups, self._reads_rollups, self._buckets = None, (0.0, False), None
         self._known_partitions.clear()
         self._cached.clear()
 

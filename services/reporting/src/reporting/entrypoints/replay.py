@@ -29,10 +29,6 @@ from reporting.settings import ReportingSettings, consumer_group_for
 
 log = logging.getLogger(__name__)
 APPLY_EVERY = 20_000
-# Entities changed before some are stored in the background: most of them are final by then
-# (a history is mostly in time order), and the store works while the replay folds on
-# instead of all at the end.
-STORE_ENTITIES_EVERY = 50_000
 
 
 class Replay:
@@ -68,8 +64,6 @@ class Replay:
         with contextlib.suppress(Exception):
             if not self.gen.fresh:
                 await self.flush()
-            else:  # a rebuild stopped early: let its write in the background end (its data is dropped later)
-                await self.gen.settle()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
 
@@ -96,8 +90,7 @@ class Replay:
             await handlers.apply_replay(self.gen, records)
             self._pending = []
         if self.gen.fresh:
-            if self.gen.crowded or len(self.gen.changed[self.gen.entities]) >= STORE_ENTITIES_EVERY:
-                await self.gen.flush(entities_only=True)  # in the background, while we fold on
+            self.gen.make_room()
             gc.freeze()  # millions of held documents: the cyclic collector need not walk them again
         elif records:
             await self.flush()

@@ -50,7 +50,6 @@ class BufferedGeneration:
         self._pending: list[tuple[dict[str, Doc], dict[str, Home], Held]] = []  # entity writes not stored yet
         self.marks: dict[tuple[str, int], int] = {}  # per source partition, how far its shards in memory are
         self.rollups_written = 0
-        self.pages_written = 0
 
     def _collection(self, key: str) -> Any:
         return getattr(self.gen, key)
@@ -87,7 +86,7 @@ class BufferedGeneration:
         if len(hot) > self.max_entities:
             for eid in [e for e in hot if e not in self._recent]:
                 home = self._home.pop(eid)
-                self._cold.setdefault(home, {})[eid] = _text(hot.pop(eid))
+                self._cold.setdefault(home, {})[eid] = paging.entity_text(hot.pop(eid))
         self._recent.clear()
         self.changed[self.entities].clear()  # every entity is stored at the end anyway
 
@@ -133,10 +132,6 @@ class BufferedGeneration:
     def dirty(self) -> int:
         return sum(len(d) for d in self.changed.values()) + len(self._pending)
 
-    @property
-    def held_entities(self) -> int:
-        return len(self.cache[self.entities]) + sum(len(c) for c in self._cold.values())
-
     async def flush(self) -> None:
         """Store changed documents: shards and ids (and a fresh generation's roll-ups)
         first, then entities (a crash between the two recomputes contributions the shards
@@ -161,17 +156,14 @@ class BufferedGeneration:
         """Every entity of a fresh generation, in pages of about ENTITIES_PER_PAGE."""
         texts = self._cold
         for eid, doc in self.cache[self.entities].items():
-            texts.setdefault(self._home[eid], {})[eid] = _text(doc)
-        per_partition = max((len(t) for t in texts.values()), default=0)
-        buckets = paging.buckets_for(per_partition)
+            texts.setdefault(self._home[eid], {})[eid] = paging.entity_text(doc)
+        buckets = paging.buckets_for(max((len(t) for t in texts.values()), default=0))
         pages: dict[str, dict[str, str]] = {}
-        for (topic, partition), items in texts.items():
+        for home, items in texts.items():
             for eid, text in items.items():
-                pid = paging.page_id(topic, partition, eid[len(topic) + 1:], buckets)
-                pages.setdefault(pid, {})[eid] = text
+                pages.setdefault(paging.page_id(eid, home, buckets), {})[eid] = text
         await self.gen.start_pages(buckets)
         docs = [paging.pack_texts(pid, page) for pid, page in pages.items()]
-        self.pages_written = len(docs)
         await self._store(self.entities, docs, [])
         self._cold, self._home = {}, {}
         self.cache[self.entities].clear()
@@ -239,7 +231,3 @@ class BufferedGeneration:
         await asyncio.gather(*(insert(fresh[i:i + INSERT_CHUNK]) for i in range(0, len(fresh), INSERT_CHUNK)))
         await self.gen.write(collection, known, encoded=packed)  # replaces, a few statements a command
 
-
-def _text(doc: Doc) -> str:
-    """An entity without its _id as compact JSON (what a page holds)."""
-    return json.dumps({k: v for k, v in doc.items() if k != "_id"}, ensure_ascii=False, separators=(",", ":"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
 from typing import Any
 
 from bson import Binary
@@ -27,8 +26,11 @@ ENTITIES_PER_PAGE = 16  # what a rebuild aims at, knowing how many entities each
 MIN_BUCKETS, MAX_BUCKETS = 64, 65536
 
 
-def page_id(topic: str, partition: int, subject: str, buckets: int) -> str:
-    """The page holding the entity of `subject` (its record's topic and partition)."""
+def page_id(eid: str, home: tuple[str, int], buckets: int) -> str:
+    """The page holding entity `eid` (`<topic>|<subject>`), whose records are on `home`
+    (their topic and partition)."""
+    topic, partition = home
+    subject = eid[len(topic) + 1:]
     return f"{topic}|{partition}|{zlib.crc32(subject.encode('utf-8', 'surrogatepass')) % buckets}"
 
 
@@ -38,15 +40,17 @@ def buckets_for(entities_per_partition: int) -> int:
     return min(MAX_BUCKETS, max(MIN_BUCKETS, 1 << (wanted - 1).bit_length()))
 
 
+def entity_text(doc: Doc) -> str:
+    """An entity without its _id as compact JSON (what a page holds)."""
+    return json.dumps({k: v for k, v in doc.items() if k != "_id"}, ensure_ascii=False, separators=(",", ":"))
+
+
 def pack(pid: str, entities: dict[str, Doc]) -> Doc:
-    """A page as stored: {_id, z: zlib(JSON of entity id -> the entity without its _id)}."""
-    body = {eid: {k: v for k, v in doc.items() if k != "_id"} for eid, doc in entities.items()}
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return {"_id": pid, "z": Binary(zlib.compress(text.encode("utf-8", "surrogatepass"), 1))}
+    return pack_texts(pid, {eid: entity_text(doc) for eid, doc in entities.items()})
 
 
 def pack_texts(pid: str, texts: dict[str, str]) -> Doc:
-    """`pack` of entities given as their JSON text already (without their _id)."""
+    """A page as stored: {_id, z: zlib(JSON of entity id -> the entity's `entity_text`)}."""
     text = "{" + ",".join(f"{json.dumps(eid, ensure_ascii=False)}:{t}" for eid, t in texts.items()) + "}"
     return {"_id": pid, "z": Binary(zlib.compress(text.encode("utf-8", "surrogatepass"), 1))}
 
@@ -56,11 +60,3 @@ def unpack(doc: Doc) -> dict[str, Doc]:
     body = json.loads(zlib.decompress(bytes(doc["z"])).decode("utf-8", "surrogatepass"))
     return {eid: {"_id": eid, **rest} for eid, rest in body.items()}
 
-
-def pages_of(homes: Iterable[tuple[str, tuple[str, int], Doc]], buckets: int) -> dict[str, dict[str, Doc]]:
-    """Entities (id, (topic, partition), document) grouped into their pages."""
-    pages: dict[str, dict[str, Doc]] = {}
-    for eid, (topic, partition), doc in homes:
-        subject = eid[len(topic) + 1:]  # entity_id = <topic>|<subject>
-        pages.setdefault(page_id(topic, partition, subject, buckets), {})[eid] = doc
-    return pages

@@ -257,7 +257,7 @@ class Generation:
         if not buckets:
             found = await self._read(self.entities, homes)
             return found, {eid: {eid: doc} for eid, doc in found.items()}
-        keys = {eid: paging.page_id(t, p, eid[len(t) + 1:], buckets) for eid, (t, p) in homes.items()}
+        keys = {eid: paging.page_id(eid, home, buckets) for eid, home in homes.items()}
         held = {pid: paging.unpack(d) for pid, d in (await self.read_raw(self.pages, set(keys.values()))).items()}
         return {eid: held[pid][eid] for eid, pid in keys.items() if eid in held.get(pid, ())}, held
 
@@ -270,8 +270,7 @@ class Generation:
             return
         touched: dict[str, dict[str, Doc]] = {}
         for eid, doc in changed.items():
-            topic, partition = homes[eid]
-            pid = paging.page_id(topic, partition, eid[len(topic) + 1:], buckets)
+            pid = paging.page_id(eid, homes[eid], buckets)
             page = touched.get(pid)
             if page is None:
                 page = touched[pid] = dict(held.get(pid, {}))

@@ -148,8 +148,8 @@ def _move(changes: list[Change], topic: str, partition: int, offset: int, subjec
             bucket = lists[counter] = []
         if was == 0:
             # Past the mark (not `check`) an entity's subject is listed exactly while its
-            # count is not 0, so it is not there yet: the scan of up to 50 ids was most of
-            # the fold's time. Behind the mark (a record read again) the list decides.
+            # count is not 0, so it is not there yet: no scan of up to 50 ids per counter
+            # (a tenth of the fold). Behind the mark (a record read again) the list decides.
             if len(bucket) < MAX_DRILL_IDS and (not check or subject not in bucket):
                 bucket.append(subject)
         elif now == 0 and subject in bucket:

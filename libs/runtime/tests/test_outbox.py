@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from crm_devstack.topics import ensure_topics
+from crm_runtime import handoff
 from crm_runtime.idempotency import apply_once
 from crm_runtime.kafka import create_broker
 from crm_runtime.leases import Lease
@@ -283,3 +284,27 @@ async def test_a_handed_document_another_process_wrote_meanwhile_is_read_and_los
     assert summaries(seen) == ["step 0", "step 1"]  # each once, in the order written
     doc = await aggregates.find_one({"_id": "agg-1"})
     assert doc["step"] == 1 and doc["outbox"] == [] and not doc["outbox_pending"]
+
+
+async def test_a_document_published_before_its_writer_handed_it_over_is_not_published_again(stack, env):
+    db, broker, topic = env
+    aggregates = db["aggregates"]
+    outbox = Outbox(db)
+    # The writer has marked and inserted, and has not resumed yet to hand the document over:
+    # the relay finds it through its marker, publishes it and clears it.
+    stored = new_document_with_outbox({"_id": "agg-1"}, [OutgoingEvent(topic, event(0))])
+    await outbox._mark(aggregates, "agg-1")
+    await aggregates.insert_one(stored)
+    relay = relay_of(broker, db)
+    assert await relay.relay_once() == 1
+    # Now the writer resumes and hands it over; a repeat of its request marks it again.
+    handoff.hand(aggregates, {"_id": "agg-1", "outbox": stored["outbox"], "rev": 0})
+    await outbox._mark(aggregates, "agg-1")
+    assert await relay.relay_once() == 0
+    # A later event on the same partition (same key): a second copy would come before it.
+    await outbox.insert(aggregates, {"_id": "agg-2"}, [OutgoingEvent(topic, event(1, "agg-1"))])
+    assert await relay.relay_once() == 1
+    seen = await wait_for_messages(stack.bootstrap, topic, lambda s: True, count=2)
+    assert summaries(seen) == ["step 0", "step 1"]
+    doc = await aggregates.find_one({"_id": "agg-1"})
+    assert doc["outbox"] == [] and not doc["outbox_pending"] and doc["rev"] == 1  # cleared once, not rewritten

@@ -28,7 +28,9 @@ What a process has just inserted with events it hands to its own relay (`crm_run
 document, its events and its revision 0, so the relay publishes them without reading the
 document back. The marker path stays as it was (a crash loses only the handoff, and the
 relay reads what it was not handed); a document written again meanwhile is caught by the
-relay's claim of revision 1, which is then taken, and takes the path that reads it.
+relay's claim of revision 1, which is then taken, and takes the path that reads it. A
+document the relay found through its marker and published before its writer had handed it
+over is known by its events, which the relay has sent: that handoff is dropped.
 
 Delivery is at-least-once: a relay killed between publishing and clearing publishes
 again on restart, and consumers are idempotent on the event id.
@@ -112,6 +114,9 @@ MARKERS = "outbox_markers"
 # A marker whose document is missing is kept this long: its writer marks first and inserts
 # next, so the document may be on its way. Older, its writer died or its insert was refused.
 MARKER_GRACE = timedelta(seconds=30)
+# The ids of the events this relay sent, newest last: minutes' worth at full speed, far
+# longer than a writer takes between its insert and its handoff.
+SENT_KEPT = 100_000
 
 
 def marker(collection_name: str, doc_id: Any, at: datetime | None = None) -> dict[str, Any]:
@@ -292,6 +297,10 @@ class OutboxRelay:
         """The documents (their outbox and revision): those this process just inserted from
         the handoff, the others read."""
         handed = handoff.take(collection, ids)
+        # Handed after this relay had already read it from the store and sent its events
+        # (the writer resumed late): stale, since the relay cleared it. Read it instead.
+        for doc_id in [i for i, d in handed.items() if all(e["id"] in self._sent for e in d[OUTBOX])]:
+            del handed[doc_id]
         self.handed += len(handed)
         read = await find_by_ids(collection, [i for i in ids if i not in handed], {OUTBOX: 1, REV: 1},
                                  concurrency=self.concurrency)
@@ -316,11 +325,9 @@ class OutboxRelay:
                 return None if await self._remove_published(collection, doc) else doc
 
         left = [d for d in await asyncio.gather(*(clear_alone(d) for d in conflicted)) if d is not None]
-        # Their events are published: `_sent` keeps them from being sent again next round.
+        # Their events are published: `_sent` keeps them from being sent again next round,
+        # and keeps a late handoff of a cleared document from sending them again (`_read`).
         await self._remark([marker(collection.name, d["_id"]) for d in left])
-        left_ids = {d["_id"] for d in left}
-        for event_id in (e["id"] for d in with_events if d["_id"] not in left_ids for e in d[OUTBOX]):
-            self._sent.pop(event_id, None)
         self.published += sent
         return sent
 
@@ -341,7 +348,7 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         for e in to_send:
             self._sent[e["id"]] = None
-        while len(self._sent) > 100_000:
+        while len(self._sent) > SENT_KEPT:
             self._sent.pop(next(iter(self._sent)))
         return len(to_send)
 

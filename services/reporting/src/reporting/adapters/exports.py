@@ -7,8 +7,7 @@ import csv
 import io
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
+import xlsxwriter
 
 SECTIONS: dict[str, tuple[str, str]] = {
     "summary": ("指标汇总", "Summary"),
@@ -46,7 +45,7 @@ def header(column: str) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else value
+    return value
 
 
 def to_csv(report: dict[str, Any]) -> str:
@@ -64,35 +63,40 @@ def to_csv(report: dict[str, Any]) -> str:
     return "\ufeff" + out.getvalue()  # a BOM, so spreadsheet programs read the Chinese as UTF-8
 
 
+def _number_format(section: str, column: str) -> str | None:
+    if section == "summary" and column in ("value", "target"):
+        return "0.000"
+    return "0.0%" if column in PERCENT else "0.00" if column == "avg_close_hours" else None
+
+
 def to_xlsx(report: dict[str, Any]) -> bytes:
-    book = Workbook()
-    book.remove(book.active)
-    bold = Font(bold=True)
+    """XlsxWriter rather than openpyxl: the same workbook in a third of the time (the
+    monthly report's p99 was over 100 ms on a slower machine, nearly all of it openpyxl)."""
+    buffer = io.BytesIO()
+    # Text stays text: a value starting with "=" or "http" is not made a formula or a link.
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
+                                        "strings_to_urls": False, "nan_inf_to_errors": True})
+    bold = book.add_format({"bold": True})
+    formats = {f: book.add_format({"num_format": f}) for f in ("0.0%", "0.00", "0.000")}
+    meta = book.add_worksheet("说明 About")
+    for i, pair in enumerate((("区域 / region", report["region"]), ("月份 / month", report["month"]),
+                              ("数据版本 / generation", report.get("generation", "")))):
+        meta.write_row(i, 0, pair)
     for section, (zh, en) in SECTIONS.items():
-        sheet = book.create_sheet(f"{zh} {en}"[:31])
+        sheet = book.add_worksheet(f"{zh} {en}"[:31])
         rows = report[section]
         columns = _columns(rows)
-        sheet.append([header(c) for c in columns])
-        for cell in sheet[1]:
-            cell.font = bold
-        for row in rows:
-            sheet.append([_xlsx_value(row[c]) for c in columns])
-        for index, column in enumerate(columns, start=1):
-            letter = sheet.cell(row=1, column=index).column_letter
-            sheet.column_dimensions[letter].width = max(12, min(40, len(header(column)) + 2))
-            fmt = "0.0%" if column in PERCENT else "0.00" if column in ("avg_close_hours",) else None
-            if section == "summary" and column in ("value", "target"):
-                fmt = "0.000"
-            if fmt:
-                for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                    cell.number_format = fmt
-        sheet.freeze_panes = "A2"
-    meta = book.create_sheet("说明 About", 0)
-    meta.append(["区域 / region", report["region"]])
-    meta.append(["月份 / month", report["month"]])
-    meta.append(["数据版本 / generation", report.get("generation", "")])
-    buffer = io.BytesIO()
-    book.save(buffer)
+        cell_formats = []
+        for j, column in enumerate(columns):
+            fmt = _number_format(section, column)
+            cell_formats.append(formats[fmt] if fmt else None)
+            sheet.set_column(j, j, max(12, min(40, len(header(column)) + 2)))
+            sheet.write_string(0, j, header(column), bold)
+        for i, row in enumerate(rows, start=1):
+            for j, column in enumerate(columns):
+                sheet.write(i, j, _xlsx_value(row[column]), cell_formats[j])
+        sheet.freeze_panes(1, 0)
+    book.close()
     return buffer.getvalue()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from openpyxl import load_workbook
-from reporting.adapters.exports import SECTIONS, to_xlsx
+from reporting.adapters.exports import SECTIONS, to_csv, to_xlsx
 
 
 def report(**sections) -> dict:
@@ -43,3 +43,9 @@ def test_text_that_looks_like_a_formula_or_a_link_stays_text():
     assert [c.value for c in cells] == hostile
     assert {c.data_type for c in cells} == {"s"}
     assert not any(c.hyperlink for c in cells)
+
+
+def test_the_csv_quotes_free_text_a_spreadsheet_would_run_as_a_formula():
+    rows = [{"root_cause": text, "count": -2} for text in ['=HYPERLINK("http://evil.example/")', "@SUM(A1)", "防水层未搭接"]]
+    lines = to_csv(report(root_causes=rows)).splitlines()
+    assert lines[-3:] == ['"\'=HYPERLINK(""http://evil.example/"")",-2', "'@SUM(A1),-2", "防水层未搭接,-2"]

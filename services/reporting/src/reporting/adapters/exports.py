@@ -42,10 +42,17 @@ def header(column: str) -> str:
     return f"{HEADERS.get(column, column)} / {column}"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return value
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        # Free text (a root cause) a spreadsheet program would run as a formula: quoted,
+        # as OWASP advises against CSV injection. (The XLSX marks text as text instead.)
+        return "'" + value
+    return "" if value is None else value
 
 
 def to_csv(report: dict[str, Any]) -> str:

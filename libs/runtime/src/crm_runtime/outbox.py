@@ -114,8 +114,9 @@ MARKERS = "outbox_markers"
 # A marker whose document is missing is kept this long: its writer marks first and inserts
 # next, so the document may be on its way. Older, its writer died or its insert was refused.
 MARKER_GRACE = timedelta(seconds=30)
-# The ids of the events this relay sent, newest last: minutes' worth at full speed, far
-# longer than a writer takes between its insert and its handoff.
+# The ids of the events this relay sent, newest last: seconds' worth at full speed, far
+# longer than a writer takes between its insert's answer and its handoff. (Evicted too
+# soon, a late handoff is only published twice: consumers apply an event id once.)
 SENT_KEPT = 100_000
 
 

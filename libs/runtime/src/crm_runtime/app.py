@@ -51,6 +51,13 @@ from crm_runtime.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
+# A service asked to stop stops. The consumers' graceful wait for running handlers is 15 s
+# (kafka.create_broker); beyond that, aiokafka was seen to hang in a consumer's stop while
+# several consumers of one group left at once (an open aiokafka issue, "stopping multiple
+# consumers in a short window freezes"). Handlers are idempotent: an uncommitted batch is
+# simply read again by the next owner of its partitions.
+BROKER_STOP_S = 30.0
+
 
 @dataclass
 class ServiceContext:
@@ -177,7 +184,11 @@ def create_service_app(
             broker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await broker_task
-            await broker.stop()
+            try:
+                await asyncio.wait_for(broker.stop(), BROKER_STOP_S)
+            except TimeoutError:
+                log.warning("Kafka consumers did not stop within %.0f s; stopping without them "
+                            "(what they did not commit is read again)", BROKER_STOP_S)
             await mongo.close()
 
     # FastAPI's own /docs loads Swagger UI from a public CDN: blank on an offline intranet.

@@ -40,7 +40,8 @@ class Replay:
     Otherwise each batch is stored and committed before the next (a follower)."""
 
     def __init__(self, settings: ReportingSettings, models: ReadModels, name: str, *, fresh: bool,
-                 max_records: int = 2000, client_id: str = "crm-reporting-replay", max_entities: int = 250_000):
+                 max_records: int = 2000, client_id: str = "crm-reporting-replay", max_entities: int = 250_000,
+                 session_timeout_ms: int = 45_000):
         self.name = name
         self.gen = BufferedGeneration(models.generation(name), fresh=fresh, max_entities=max_entities)
         self.topics = list(consumed_topics())
@@ -54,7 +55,7 @@ class Replay:
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024, client_id=client_id,
             # a loaded machine can hold the loop for seconds while a batch is applied: a
             # longer session keeps the member (a rebalance costs a replay its memory)
-            session_timeout_ms=45_000, heartbeat_interval_ms=3_000)
+            session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=max(100, session_timeout_ms // 15))
         self.consumer.subscribe(self.topics, listener=_Handover(self))
 
     async def start(self) -> None:
@@ -142,11 +143,18 @@ class _Handover(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if not assigned or not self.replay.gen.fresh:
             return
+        unread = []
         for tp in assigned:
             if tp in self.replay.next_offsets:
                 self.replay.consumer.seek(tp, self.replay.next_offsets[tp])
             else:  # not the last crashed run's commits: this generation starts empty
-                await self.replay.consumer.seek_to_beginning(tp)
+                unread.append(tp)
+        if unread:
+            # One reset for all: each call waits for a round of the fetcher, which a busy
+            # fold makes about a second long, and the member sends no heartbeat until this
+            # returns (one call a partition took 66 rounds, past the session timeout: the
+            # group dropped the member and the rebuild's commit at the switch failed).
+            await self.replay.consumer.seek_to_beginning(*unread)
 
 
 async def follow_active(settings: ReportingSettings, models: ReadModels, started_with: str,

@@ -1,0 +1,59 @@
+"""A rebuild's replay against the real Kafka: its member stays in its group while the fold
+keeps the event loop busy, so what it stores it can also commit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from crm_runtime.mongo import create_client
+from crm_runtime.testing import unique_suffix
+from reporting.adapters.store import ReadModels
+from reporting.entrypoints.replay import Replay
+
+from .conftest import Events, reporting_settings
+
+pytestmark = pytest.mark.stack
+
+SESSION_MS = 6_000  # the broker's smallest session: a member silent for 6 s is dropped
+
+
+async def test_a_fresh_replay_stays_in_its_group_while_its_fold_holds_the_loop(stack):
+    """Every partition of every topic is sent back to its beginning when a fresh replay
+    joins. The member sends no heartbeat until that is done, so it must not take longer
+    than a session while a fold holds the loop (one seek a partition once took 66 rounds of
+    the fetcher and a minute, and the rebuild's commit at the switch failed)."""
+    settings = reporting_settings(stack, unique_suffix())
+    events = Events()
+    for i in range(24):  # on every partition of the contacts topic, most likely
+        contact = f"k-{unique_suffix()}-{i}"
+        events.add("crm.intake.contact.received.v1", {
+            "contact_id": contact, "channel": "hotline", "source_ref": contact, "region": "shenzhen",
+            "customer_match": "unknown", "kind_hint": "complaint", "subject": "s", "body": "b",
+            "received_at": "2026-03-02T09:00:00+08:00"}, subject=contact)
+    await events.publish(stack.bootstrap)
+    mongo = create_client(settings.mongodb_url, app_name="reporting-tests")
+    models = ReadModels(mongo[settings.database_name])
+    await models.generation("g2").drop()
+    replay = Replay(settings, models, "g2", fresh=True, session_timeout_ms=SESSION_MS,
+                    client_id="crm-reporting-test-replay")
+    make_room = replay.gen.make_room
+
+    def busy_fold() -> None:  # what a large rebuild's fold does to the loop, every step
+        time.sleep(0.3)
+        make_room()
+
+    replay.gen.make_room = busy_fold  # type: ignore[method-assign]
+    await replay.start()
+    try:
+        until = time.monotonic() + 2.5 * SESSION_MS / 1000
+        while time.monotonic() < until:
+            await replay.step(timeout_ms=100)
+        assert set(replay.consumer.assignment()) == set(replay._partitions())  # it holds every partition
+        await replay.flush()  # stored, then committed: refused if the group had dropped the member
+        committed = {tp: await replay.consumer.committed(tp) for tp in replay.next_offsets}
+        assert committed and committed == replay.next_offsets
+    finally:
+        await replay.stop()
+        await models.generation("g2").drop()
+        await mongo.close()

@@ -11,6 +11,7 @@ from crm_runtime.batching import (
     UPDATE_CHUNK,
     KeysFailed,
     find_by_ids,
+    gather_bounded,
     group_by_key,
     insert_new,
     per_key,
@@ -68,6 +69,31 @@ async def test_a_per_key_batch_handler_applies_the_good_keys_and_reports_the_bad
     assert sorted(applied) == [("a", 1), ("a", 4), ("b", 3)]
     await handler([("a", 5), ("b", 6)])  # a batch without a bad key passes
     assert ("a", 5) in applied
+
+
+async def test_reads_cancelled_before_their_turn_are_dropped_without_a_warning():
+    """A service stopping cancels a batch's reads: those still waiting for a slot never
+    run, and Python must not warn that they were never awaited."""
+    import gc
+    import warnings
+
+    started: list[int] = []
+
+    async def read(i: int) -> int:
+        started.append(i)
+        await asyncio.sleep(10)
+        return i
+
+    task = asyncio.create_task(gather_bounded((read(i) for i in range(5)), concurrency=2))
+    await asyncio.sleep(0.05)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gc.collect()
+    assert started == [0, 1]  # the bound held: three never started
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 def test_updates_fold_into_one_with_the_effect_of_applying_them_in_order():

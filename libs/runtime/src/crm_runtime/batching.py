@@ -23,6 +23,7 @@ around here so that domain code never sees them (the code stays correct on Mongo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -119,8 +120,13 @@ async def gather_bounded(aws: Iterable[Awaitable[T]], *, concurrency: int) -> li
     limit = asyncio.Semaphore(max(1, concurrency))
 
     async def one(aw: Awaitable[T]) -> T:
-        async with limit:
-            return await aw
+        try:
+            async with limit:
+                return await aw
+        except BaseException:
+            if inspect.iscoroutine(aw):
+                aw.close()  # cancelled before its turn (a service stopping): it never runs
+            raise
 
     return list(await asyncio.gather(*(one(aw) for aw in aws)))
 

@@ -1,14 +1,17 @@
 """A rebuild's replay against the real Kafka: its member stays in its group while the fold
-keeps the event loop busy, so what it stores it can also commit."""
+keeps the event loop busy, what it stores it also commits (if the group dropped it, once
+it is back), and a rebuild stopped before its switch says so."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from crm_runtime.mongo import create_client
-from crm_runtime.testing import unique_suffix
+from crm_runtime.testing import eventually, unique_suffix
 from reporting.adapters.store import ReadModels
+from reporting.entrypoints.cli import rebuild
 from reporting.entrypoints.replay import Replay
 
 from .conftest import Events, reporting_settings
@@ -55,5 +58,73 @@ async def test_a_fresh_replay_stays_in_its_group_while_its_fold_holds_the_loop(s
         assert committed and committed == replay.next_offsets
     finally:
         await replay.stop()
+        await models.generation("g2").drop()
+        await mongo.close()
+
+
+async def test_a_fresh_replay_dropped_by_its_group_while_storing_still_commits(stack):
+    """A store that holds the loop past the session (a slow disk at the switch) costs the
+    member its place in the group; what it stored must still be committed, or the switch
+    fails after minutes of replay and the whole rebuild has to run again."""
+    settings = reporting_settings(stack, unique_suffix())
+    events = Events()
+    for i in range(12):
+        contact = f"k-{unique_suffix()}-{i}"
+        events.add("crm.intake.contact.received.v1", {
+            "contact_id": contact, "channel": "forum", "source_ref": contact, "region": "shenzhen",
+            "customer_match": "unknown", "kind_hint": "consultation", "subject": "s", "body": "b",
+            "received_at": "2026-03-02T09:00:00+08:00"}, subject=contact)
+    await events.publish(stack.bootstrap)
+    mongo = create_client(settings.mongodb_url, app_name="reporting-tests")
+    models = ReadModels(mongo[settings.database_name])
+    await models.generation("g2").drop()
+    replay = Replay(settings, models, "g2", fresh=True, session_timeout_ms=SESSION_MS,
+                    client_id="crm-reporting-test-replay")
+    await replay.start()
+    try:
+        until = time.monotonic() + 20
+        while time.monotonic() < until and not await replay.caught_up():
+            await replay.step(timeout_ms=200)
+        assert await replay.caught_up()
+        store = replay.gen.flush
+
+        async def stalled_store() -> None:
+            await store()
+            time.sleep(SESSION_MS / 1000 + 3)  # noqa: ASYNC251 -- holding the loop is the point: no heartbeat
+
+        replay.gen.flush = stalled_store  # type: ignore[method-assign]
+        await replay.flush()  # refused as it was, the commit is made once the member is back
+        committed = {tp: await replay.consumer.committed(tp) for tp in replay.next_offsets}
+        assert committed and committed == replay.next_offsets
+        # and it reads on from there, not from the beginning again
+        assert {tp: await replay.consumer.position(tp) for tp in committed} == committed
+        assert await replay.step(timeout_ms=500) == 0
+    finally:
+        await replay.stop()
+        await models.generation("g2").drop()
+        await mongo.close()
+
+
+async def test_a_rebuild_stopped_before_its_switch_says_so_and_leaves_the_api_where_it_was(stack):
+    settings = reporting_settings(stack, unique_suffix())
+    mongo = create_client(settings.mongodb_url, app_name="reporting-tests")
+    models = ReadModels(mongo[settings.database_name])
+
+    async def replaying() -> bool:
+        doc = await models.meta.find_one({"_id": "rebuild"})
+        return doc is not None and doc["state"] == "replaying"
+
+    task = asyncio.create_task(rebuild(settings, progress=False, follow_s=0))
+    try:
+        assert await eventually(replaying, timeout=60, interval=0.05)
+        task.cancel()  # Ctrl-C, or the operator's deployment stopping the command
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        doc = await models.meta.find_one({"_id": "rebuild"})
+        assert (doc["state"], doc["generation"], doc["previous"]) == ("stopped", "g2", "g1")
+        assert doc["reason"].startswith("CancelledError") and doc["ended_at"]
+        assert (await models.pointer())["generation"] == "g1"
+    finally:
+        task.cancel()
         await models.generation("g2").drop()
         await mongo.close()

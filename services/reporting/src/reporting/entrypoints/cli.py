@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import time
 from dataclasses import dataclass
@@ -91,6 +92,14 @@ async def rebuild(settings: ReportingSettings, *, generation: str | None = None,
             if not switched and not n:
                 bar.total = max(bar.total or 0, sum((await replay.end_offsets()).values()))
                 bar.refresh()
+    except BaseException as exc:
+        if not switched:  # say so where `replaying` was written: the API stays on `previous`
+            stopped = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
+            with contextlib.suppress(Exception):
+                await models.meta.update_one({"_id": "rebuild", "generation": name}, {"$set": {
+                    "state": "stopped" if stopped else "failed", "ended_at": datetime.now(UTC).isoformat(),
+                    "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}})
+        raise
     finally:
         bar.close()
         await replay.stop()

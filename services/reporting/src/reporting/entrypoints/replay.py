@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from crm_contracts.registry import ContractError, parse_event
 
 from reporting import handlers
@@ -41,8 +43,9 @@ class Replay:
 
     def __init__(self, settings: ReportingSettings, models: ReadModels, name: str, *, fresh: bool,
                  max_records: int = 2000, client_id: str = "crm-reporting-replay", max_entities: int = 250_000,
-                 session_timeout_ms: int = 45_000):
+                 session_timeout_ms: int = 45_000, rejoin_s: float = 60.0):
         self.name = name
+        self.rejoin_s = rejoin_s  # how long the commit after storing waits for a dropped member
         self.gen = BufferedGeneration(models.generation(name), fresh=fresh, max_entities=max_entities)
         self.topics = list(consumed_topics())
         self.max_records = max_records
@@ -99,8 +102,36 @@ class Replay:
 
     async def flush(self) -> None:
         """Store everything held, then commit what was read: only what is stored."""
+        whole = self.gen.fresh  # stored whole once, then written like a follower's
         await self.gen.flush()
-        await self.consumer.commit()
+        try:
+            await self.consumer.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            if not whole:
+                raise  # a follower reads it again: what it stored makes that harmless
+            await self._commit_after_rejoin(exc)
+
+    async def _commit_after_rejoin(self, exc: Exception) -> None:
+        # The replay's one commit, which lets the switch happen after minutes of replay, was
+        # refused: the group dropped the member while it stored (a store that held the loop
+        # past the session). aiokafka rejoins by itself; the offsets read are committed then
+        # and the partitions put back there (the rejoined member would start from the last
+        # commit, and there is none yet: from the beginning).
+        offsets = dict(self.next_offsets)
+        deadline = time.monotonic() + self.rejoin_s
+        while True:
+            log.warning("replay of %s: commit refused (%s); again once the member has rejoined",
+                        self.name, type(exc).__name__)
+            await asyncio.sleep(0.5)
+            try:
+                await self.consumer.commit(offsets)
+                break
+            except (CommitFailedError, IllegalStateError) as again:
+                if time.monotonic() >= deadline:
+                    raise
+                exc = again
+        for tp, offset in offsets.items():
+            self.consumer.seek(tp, offset)
 
     async def end_offsets(self) -> dict[Any, int]:
         await self.consumer.topics()

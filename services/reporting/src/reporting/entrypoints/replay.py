@@ -119,17 +119,17 @@ class Replay:
         # commit, and there is none yet: from the beginning).
         offsets = dict(self.next_offsets)
         deadline = time.monotonic() + self.rejoin_s
+        log.warning("replay of %s: commit refused (%s); again once the member has rejoined",
+                    self.name, type(exc).__name__)
         while True:
-            log.warning("replay of %s: commit refused (%s); again once the member has rejoined",
-                        self.name, type(exc).__name__)
             await asyncio.sleep(0.5)
             try:
                 await self.consumer.commit(offsets)
                 break
-            except (CommitFailedError, IllegalStateError) as again:
+            except (CommitFailedError, IllegalStateError):
                 if time.monotonic() >= deadline:
                     raise
-                exc = again
+        log.info("replay of %s: committed after the member rejoined", self.name)
         for tp, offset in offsets.items():
             self.consumer.seek(tp, offset)
 

@@ -72,8 +72,16 @@ async def test_a_complaint_and_its_progress_reach_the_customer_in_the_sms_sink(s
                                "units": [{"project": "翠湖苑", "building": "6", "unit": "1203"}]}}
             r = await http.post(f"{intake_url}/v1/partner-events", json=record, headers=bearer("partner"))
             assert r.status_code == 202, r.text
+            # Both directories read the record through their own consumers: intake must know
+            # the caller (or the contact gets a provisional id and no acknowledgement goes out).
             deps = notifications.state.ctx.app_deps
             await eventually(lambda: deps.directory.get(customer_id))
+
+            async def intake_knows_the_caller() -> bool:
+                r = await http.get(f"{intake_url}/v1/customers/lookup", headers=bearer("agent"),
+                                   params={"phone": phone, "region": "shenzhen"})
+                return r.status_code == 200 and r.json()["customer_id"] == customer_id
+            await eventually(intake_knows_the_caller)
 
             r = await http.post(f"{intake_url}/v1/contacts", headers=bearer("agent"), json={
                 "channel": "hotline", "region": "shenzhen", "source_ref": f"call-{uuid.uuid4().hex[:8]}",

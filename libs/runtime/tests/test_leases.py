@@ -68,8 +68,12 @@ async def test_two_replicas_running_the_same_timer_fire_it_exactly_once(db):
     await a.start()
     await b.start()
     try:
-        await eventually(lambda: len(fired) >= 20, timeout=15)
-        await asyncio.sleep(0.5)
+        # A firing is recorded before its effect is stored and the timer marked done: wait
+        # for those too, or stopping would cancel them on a slow machine.
+        async def all_done() -> bool:
+            return (len(fired) >= 20 and await db["effects"].count_documents({}) >= 20
+                    and await db["timers"].count_documents({"state": "done"}) == 20)
+        await eventually(all_done, timeout=15)
     finally:
         await a.stop()
         await b.stop()

@@ -272,10 +272,10 @@ async def test_an_archive_resent_with_new_phones_moves_every_customer(stack, int
             for i, (cid, phone) in enumerate(zip(ids, phones, strict=True))]
 
     db = intake.app.state.ctx.db
-    for phones, when in ((old, "2026-03-01T09:00:00+08:00"), (new, "2026-03-05T09:00:00+08:00")):
+    for phones, gone, when in ((old, [], "2026-03-01T09:00:00+08:00"), (new, old, "2026-03-05T09:00:00+08:00")):
         r = await intake.post("/v1/partner-events", json=archive(phones, when), headers=token(roles=["partner"]))
         assert r.status_code == 202, r.text
-        await eventually(lambda phones=phones: _all_stored(db, ids, phones), timeout=30)
+        await eventually(lambda phones=phones, gone=gone: _all_keyed(db, ids, phones, gone), timeout=30)
 
     async def recognised_as(phone: str) -> tuple[str | None, str]:
         r = await intake.post("/v1/contacts", headers=token(), json={
@@ -289,9 +289,13 @@ async def test_an_archive_resent_with_new_phones_moves_every_customer(stack, int
     assert [await recognised_as(p) for p in old] == [(None, "unknown")] * len(ids)
 
 
-async def _all_stored(db, ids: list[str], phones: list[str]) -> bool:
-    docs = {d["_id"]: d async for d in db["customers"].find({"_id": {"$in": ids}})}
-    return all(docs.get(cid, {}).get("phones") == [phone] for cid, phone in zip(ids, phones, strict=True))
+async def _all_keyed(db, ids: list[str], phones: list[str], gone: list[str]) -> bool:
+    """Every customer's phone key names it and its old phone's key no longer does: the keys,
+    which recognition reads, are written after the customer documents."""
+    keys = {d["_id"]: d["customer_ids"] async for d in db["customer_keys"].find(
+        {"_id": {"$in": [f"phone:{p}" for p in phones + gone]}})}
+    return (all(cid in keys.get(f"phone:{p}", []) for cid, p in zip(ids, phones, strict=True))
+            and not any(cid in keys.get(f"phone:{p}", []) for cid, p in zip(ids, gone, strict=False)))  # gone: [] at first
 
 
 async def test_one_new_caller_on_several_channels_at_once_is_recorded_every_time(stack, intake):

@@ -53,7 +53,11 @@ async def test_a_message_due_at_23_is_sent_at_8_and_a_milestone_reaches_only_its
         assert all(datetime.fromisoformat(r["due_at"]) == datetime(2026, 12, 2, 8, tzinfo=TZ) for r in rows), rows
         assert gw["sms"].sent == []
         bid = f"ms-{project}"
-        progress = (await client.get(f"/v1/broadcasts/{bid}", headers=token())).json()
+        # The broadcast's own document is written after its messages: wait for it too.
+        async def broadcast_recorded():
+            r = await client.get(f"/v1/broadcasts/{bid}", headers=token())
+            return r.json() if r.status_code == 200 else None
+        progress = await eventually(broadcast_recorded, timeout=20)
         assert progress["total"] == 6 and progress["accepted"] == 0
         clock.jump_to(datetime(2026, 12, 2, 7, 59, 50, tzinfo=TZ))
         await eventually(lambda: gw["sms"].sent, timeout=60)

@@ -146,13 +146,14 @@ async def test_cancelling_publishes_the_reason(stack, surveys):
 
 async def test_an_unanswered_survey_is_reminded_then_expires_and_its_link_with_it(stack, surveys, clock):
     # The default policy: reminded 2 days after opening, expired 7 days after the deadline.
-    # Opened 9 days ago minus a minute: the reminder is long past, the expiry a minute away.
-    completed = clock() - timedelta(days=7 + 7) + timedelta(minutes=1)
+    # Opened 14 days ago minus ten minutes: the reminder is long past, the expiry ten minutes
+    # away (time enough to store the visit and send its reminder on a loaded machine).
+    completed = clock() - timedelta(days=7 + 7) + timedelta(minutes=10)
     visit = await repair_visit(stack, surveys, completed_at=completed)
     path = await link_of(stack, visit)
     [reminder] = await survey_events(stack, "scheduled.v1", survey_id=visit["survey_id"], reminder=1)
     assert reminder.json()["data"]["answer_path"] == path
-    clock.move(timedelta(minutes=3))
+    clock.move(timedelta(minutes=12))
     [expired] = await survey_events(stack, "expired.v1", survey_id=visit["survey_id"])
     assert expired.json()["data"]["kind"] == "repair_return_visit"
     page = await surveys.get(path)

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -194,14 +196,16 @@ async def test_past_the_rate_the_provider_answers_limit_control(tmp_path):
 
 
 async def test_past_the_daily_limit_of_a_number_it_answers_limit_control_even_after_a_restart(tmp_path):
-    gateway = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
+    def one_day() -> datetime:  # the limit is per Beijing day: the test must not cross midnight there
+        return datetime(2026, 12, 3, 23, 59, 59, tzinfo=ZoneInfo("Asia/Shanghai"))
+    gateway = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2, clock=one_day)
     results = [await gateway.send(sms(f"ntf-day-{i}", "13712340007")) for i in range(3)]
     other_number = await gateway.send(sms("ntf-day-other", "13712340008"))
     await gateway.close()
     assert [r.accepted for r in results] == [True, True, False]
     assert (results[2].error or "").startswith("isv.BUSINESS_LIMIT_CONTROL") and not results[2].permanent
     assert other_number.accepted
-    restarted = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2)
+    restarted = local_sink(tmp_path, rate_per_s=1000, daily_limit_per_number=2, clock=one_day)
     again = await restarted.send(sms("ntf-day-3", "13712340007"))
     await restarted.close()
     assert not again.accepted and (again.error or "").startswith("isv.BUSINESS_LIMIT_CONTROL")

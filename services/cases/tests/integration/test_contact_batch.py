@@ -47,6 +47,7 @@ def batch(stack, cases, suffix):
         return await on_contacts_received(deps, other, items)
 
     handle.db = ctx.db  # type: ignore[attr-defined]
+    handle.deps = deps  # type: ignore[attr-defined]
     handle.store = store  # type: ignore[attr-defined]
     handle.with_store = with_store  # type: ignore[attr-defined]
     return handle
@@ -163,9 +164,11 @@ async def test_a_backlogs_hour_is_held_in_parts_and_pages_as_one_bucket(batch, m
 
 
 async def test_a_batch_that_died_half_written_and_comes_again_opens_each_case_once(batch, monkeypatch):
-    region = "beijing"
-    items = [contact(region=region, customer_id=f"cust-{uuid.uuid4().hex[:8]}") for _ in range(12)]
-    counter_before = await batch.db["counters"].find_one({"_id": f"{region}:{items[0].received_at.year}"})
+    region, at = "beijing", datetime.now(UTC).replace(microsecond=0)
+    items = [contact(region=region, customer_id=f"cust-{uuid.uuid4().hex[:8]}", received_at=at.isoformat())
+             for _ in range(12)]
+    counter_id = f"{region}:{batch.deps.calendar_for(region).year_of(at)}"
+    counter_before = await batch.db["counters"].find_one({"_id": counter_id})
 
     async def dies(*args, **kwargs):
         raise ConnectionError("process killed")
@@ -191,12 +194,19 @@ async def test_a_batch_that_died_half_written_and_comes_again_opens_each_case_on
     numbers = [d["case_number"] for d in docs]
     assert len(set(numbers)) == len(items)  # unique
     assert {i.contact_id: d["case_number"] for i, d in zip(items[:6], docs, strict=False)} == given  # kept
-    counter = await batch.db["counters"].find_one({"_id": f"{region}:{items[0].received_at.year}"})
+    counter = await batch.db["counters"].find_one({"_id": counter_id})
     assert counter["seq"] - (counter_before or {}).get("seq", 0) == len(items)  # no number given twice
     for i in items:
         handled = await batch.db["contacts"].find_one({"_id": i.contact_id})
         assert handled["handled"] and handled["case_id"] == case_id_for(i.contact_id)
     assert all([t["action"] for t in d["timeline"]].count("opened") == 1 for d in docs)
+
+
+async def test_a_call_on_new_years_morning_in_china_is_numbered_in_the_new_year(batch):
+    # 00:30 on 1 January in Shenzhen is still 31 December in UTC.
+    item = contact(region="shenzhen", received_at="2030-01-01T00:30:00+08:00")
+    await batch([item])
+    assert (await case_doc(batch.db, case_id_for(item.contact_id)))["case_number"].startswith("SZ-2030-")
 
 
 async def test_five_owners_about_one_matter_in_one_batch_are_a_collective_incident(batch, stack):

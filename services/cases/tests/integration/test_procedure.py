@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from cases.bootstrap import create_app
@@ -66,7 +67,8 @@ async def test_general_case_runs_the_whole_procedure(stack, cases):
     sent = await send_contact(stack)
     case = await case_for(cases, sent["contact_id"])
     assert case["status"] == "received" and case["severity"] == "general"
-    assert case["case_number"].startswith(f"SZ-{datetime.now(UTC).year}-")
+    received = datetime.fromisoformat(sent["received_at"])
+    assert case["case_number"].startswith(f"SZ-{received.astimezone(ZoneInfo('Asia/Shanghai')).year}-")
     by_number = await cases.get(f"/v1/cases/{case['case_number']}", headers=token())
     assert by_number.json()["case_id"] == case["case_id"]
 

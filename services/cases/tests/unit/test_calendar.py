@@ -133,3 +133,9 @@ def test_config_round_trip():
     assert cal.working_hours == (time(8, 30), time(17, 30))
     assert not cal.is_workday(date(2026, 5, 6))
     assert BusinessCalendar.from_config(cal.to_config()) == cal
+
+
+def test_the_year_of_a_moment_is_the_regions():
+    cal = BusinessCalendar()
+    assert cal.year_of(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == 2027  # 00:30 in Shenzhen
+    assert cal.year_of(datetime(2026, 12, 31, 15, 59, tzinfo=UTC)) == 2026

@@ -228,3 +228,10 @@ async def test_a_dissatisfied_repair_visit_opens_a_case_once_and_a_satisfied_one
     case = await deps.cases.get(handlers.case_id_for("survey:sv-bad"))
     assert case.region == "shenzhen" and case.customer_id == "cust-1"
     assert "维修回访不满意" in case.subject
+
+
+async def test_a_call_on_new_years_morning_in_china_is_numbered_in_the_new_year(deps, clock):
+    # 00:30 on 1 January in Shenzhen is still 31 December in UTC: the number carries 2027.
+    data = contact(clock, received_at="2027-01-01T00:30:00+08:00")
+    case = await deps.cases.get(await handlers.on_contact_received(deps, data, "ev-1"))
+    assert case.case_number.startswith("SZ-2027-")

@@ -146,6 +146,11 @@ class BusinessCalendar:
     def zone(self) -> ZoneInfo:
         return _zone(self.tz)
 
+    def year_of(self, at: datetime) -> int:
+        """The year a case number carries: the region's, so a call at 00:30 on New Year's
+        morning in Shenzhen is numbered in the new year (UTC is still in the old one)."""
+        return at.astimezone(self.zone).year
+
     def is_workday(self, day: date) -> bool:
         """Region overrides, then the official table, then Monday-Friday (see module doc)."""
         if day in self.extra_workdays:

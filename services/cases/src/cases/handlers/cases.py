@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 from crm_contracts import topics
@@ -112,7 +111,8 @@ async def open_case_from_contact(deps: CasesDeps, contact: dict[str, Any],
                                     deps.severity_rules_for(contact["region"]))
     now = deps.now()
     received = contact.get("received_at") or now
-    number = await deps.cases.allocate_number(contact["region"], received.astimezone(UTC).year, case_id)
+    number = await deps.cases.allocate_number(contact["region"], deps.calendar_for(contact["region"]).year_of(received),
+                                              case_id)
     case = open_case(case_id, number, {**contact, "channel": str(contact.get("channel"))}, proposal,
                      deps.routing, now)
     events = settle(case, deps.policies, deps.calendar_for(case.region))

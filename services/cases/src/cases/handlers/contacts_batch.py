@@ -85,7 +85,7 @@ async def on_contacts_received(deps: CasesDeps, store: ContactBatchStore,
     redone = [r.case_id for r in routes if r.opens_new and r.case_id and r.contact_id in seen]
     earlier = await store.cases(redone)
     numbers = await store.numbers_for([
-        (r.case_id, c.data.region, (c.data.received_at or now).astimezone(UTC).year)
+        (r.case_id, c.data.region, deps.calendar_for(c.data.region).year_of(c.data.received_at or now))
         for r, c in zip(routes, contacts, strict=True) if r.opens_new and r.case_id and r.case_id not in earlier],
         may_have=redone)
     opened: dict[str, Case] = {}
